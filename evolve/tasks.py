@@ -1,0 +1,186 @@
+"""The task interface and the task registry.
+
+A task is a plugin: one module ``evaluators/<name>.py`` that defines a :class:`Task` subclass and
+exposes it as ``TASK``. The task declares what is optimised (objectives), what must hold
+(constraints), how candidates are isolated, and how one candidate is evaluated. Tasks never import
+strategy, mutator or archive code: data flows from the task outwards, never back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from evolve.evaluation import EvalResult
+    from evolve.sandbox import Sandbox
+
+Goal = Literal["min", "max"]
+Isolation = Literal["fresh", "forkserver"]
+
+
+class TaskError(ValueError):
+    """A task name or task option is wrong; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One quantity to optimise, read from ``EvalResult.metrics[name]``."""
+
+    name: str
+    goal: Goal = "min"
+    unit: str = ""
+
+    def oriented(self, value: float) -> float:
+        """The value turned into a quantity to minimise (maximised objectives are negated)."""
+        return value if self.goal == "min" else -value
+
+
+_OPS = {
+    ">=": lambda v, t: v >= t,
+    "<=": lambda v, t: v <= t,
+    "==": lambda v, t: v == t,
+}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric op value`` that a candidate must satisfy to be feasible (e.g. accuracy >= 0.99)."""
+
+    metric: str
+    op: Literal[">=", "<=", "=="]
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise TaskError(f"constraint {self.metric!r}: unknown operator {self.op!r} (use >=, <= or ==)")
+
+    def satisfied(self, metrics: dict[str, float]) -> bool:
+        v = metrics.get(self.metric)
+        return v is not None and not _isnan(v) and _OPS[self.op](v, self.value)
+
+    def violation(self, metrics: dict[str, float]) -> float:
+        """How far the metric is from satisfying the constraint: 0 when satisfied, inf when missing."""
+        v = metrics.get(self.metric)
+        if v is None or _isnan(v):
+            return math.inf
+        if self.op == ">=":
+            return max(0.0, self.value - v)
+        if self.op == "<=":
+            return max(0.0, v - self.value)
+        return abs(v - self.value)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Constraint":
+        """Parse ``"accuracy >= 0.99"``."""
+        for op in (">=", "<=", "=="):
+            if op in text:
+                name, _, value = text.partition(op)
+                try:
+                    return cls(name.strip(), op, float(value))  # type: ignore[arg-type]
+                except ValueError:
+                    break
+        raise TaskError(f"cannot parse constraint {text!r}: expected 'metric >= number' (or <=, ==)")
+
+
+def _isnan(v: float) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+class Task:
+    """Base class of every task. Subclasses set the class attributes and implement :meth:`evaluate`.
+
+    Options (e.g. the sorter's alphabet size) arrive as keyword arguments; an unknown or invalid
+    option raises :class:`TaskError` with a one-line message.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    objectives: ClassVar[tuple[Objective, ...]] = ()
+    constraints: ClassVar[tuple[Constraint, ...]] = ()
+    isolation: ClassVar[Isolation] = "fresh"
+    #: Modules the forkserver zygote imports before forking (e.g. ``("torch",)``).
+    preload: ClassVar[tuple[str, ...]] = ()
+    #: Optional trusted ``"module:function"`` the zygote calls once after preloading (cache warm-up).
+    warmup: ClassVar[str | None] = None
+    #: Default options; the constructor accepts exactly these keys.
+    default_options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(self.default_options))
+        if unknown:
+            known = ", ".join(sorted(self.default_options)) or "none"
+            raise TaskError(f"task {self.name!r}: unknown option {unknown[0]!r} (known: {known})")
+        self.options: dict[str, Any] = {**self.default_options, **options}
+        self.validate_options()
+
+    def validate_options(self) -> None:
+        """Raise :class:`TaskError` for a bad option value. Override when options need checks."""
+
+    def evaluate(self, program: Path, sandbox: "Sandbox") -> "EvalResult":
+        """Evaluate one candidate program; candidate code only ever runs inside ``sandbox``."""
+        raise NotImplementedError
+
+    # --- derived helpers -------------------------------------------------------------------
+    def feasible(self, metrics: dict[str, float]) -> bool:
+        return all(c.satisfied(metrics) for c in self.constraints)
+
+    def violation(self, metrics: dict[str, float]) -> float:
+        """Total constraint violation, 0 for a feasible candidate (used to rank infeasible ones)."""
+        return sum(c.violation(metrics) for c in self.constraints)
+
+    def objective(self, name: str) -> Objective:
+        for o in self.objectives:
+            if o.name == name:
+                return o
+        raise TaskError(f"task {self.name!r} has no objective {name!r}")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    description: str
+    objectives: tuple[Objective, ...] = field(default_factory=tuple)
+    constraints: tuple[Constraint, ...] = field(default_factory=tuple)
+
+
+def _task_class(name: str) -> type[Task]:
+    if not name or not name.replace("_", "").isalnum():
+        raise TaskError(f"unknown task {name!r} (known: {', '.join(task_names())})")
+    try:
+        module = importlib.import_module(f"evaluators.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name in (f"evaluators.{name}", "evaluators"):
+            raise TaskError(f"unknown task {name!r} (known: {', '.join(task_names())})") from None
+        raise
+    cls = getattr(module, "TASK", None)
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise TaskError(f"evaluators/{name}.py does not define TASK = <a Task subclass>")
+    return cls
+
+
+def task_names() -> list[str]:
+    """Names of the tasks shipped in the ``evaluators`` package."""
+    import evaluators
+
+    return sorted(m.name for m in pkgutil.iter_modules(evaluators.__path__) if not m.name.startswith("_"))
+
+
+def get_task(name: str, **options: Any) -> Task:
+    """Instantiate the task ``name`` with ``options``; raises :class:`TaskError` on bad input."""
+    return _task_class(name)(**options)
+
+
+def describe_tasks() -> list[TaskInfo]:
+    infos = []
+    for n in task_names():
+        cls = _task_class(n)
+        infos.append(TaskInfo(n, cls.description, cls.objectives, cls.constraints))
+    return infos
