@@ -151,7 +151,8 @@ class TaskInfo:
     constraints: tuple[Constraint, ...] = field(default_factory=tuple)
 
 
-def _task_class(name: str) -> type[Task]:
+def task_class(name: str) -> type[Task]:
+    """The Task subclass registered as ``name`` (imports its evaluator module)."""
     if not name or not name.replace("_", "").isalnum():
         raise TaskError(f"unknown task {name!r} (known: {', '.join(task_names())})")
     try:
@@ -175,12 +176,12 @@ def task_names() -> list[str]:
 
 def get_task(name: str, **options: Any) -> Task:
     """Instantiate the task ``name`` with ``options``; raises :class:`TaskError` on bad input."""
-    return _task_class(name)(**options)
+    return task_class(name)(**options)
 
 
 def describe_tasks() -> list[TaskInfo]:
     infos = []
     for n in task_names():
-        cls = _task_class(n)
+        cls = task_class(n)
         infos.append(TaskInfo(n, cls.description, cls.objectives, cls.constraints))
     return infos

@@ -1,0 +1,53 @@
+"""Task ``toy``: a seconds-fast task for trying evolve's machinery (strategies, archive, reports).
+
+The candidate is a script that prints one JSON list of numbers as its last stdout line. The
+evaluator (in the trusted parent, reading the output as data) scores the squared distance of that
+list to a fixed target vector and the program's size. It exists for tests, demos and benchmarks of
+the search itself, where a torch task would make every experiment minutes long.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from evolve.evaluation import EvalResult
+from evolve.sandbox import Job, Limits, Sandbox
+from evolve.tasks import Constraint, Objective, Task, TaskError
+
+TARGET = (3.0, -1.5, 0.25, 8.0)
+
+
+class ToyTask(Task):
+    name = "toy"
+    description = "print a JSON list close to a fixed target vector (fast; for tests and demos)"
+    objectives = (Objective("error", "min"), Objective("chars", "min", "chars"))
+    constraints = (Constraint("error", "<=", 0.5),)
+    isolation = "fresh"
+    default_options: dict[str, Any] = {"timeout_s": 10.0}
+
+    def validate_options(self) -> None:
+        t = self.options["timeout_s"]
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
+            raise TaskError(f"task 'toy': timeout_s must be a positive number (got {t!r})")
+
+    def evaluate(self, program: Path, sandbox: Sandbox) -> EvalResult:
+        limits = Limits(timeout_s=float(self.options["timeout_s"]), memory_mb=1024)
+        proc = sandbox.run(Job.script("program.py", files={"program.py": str(program)}), limits=limits)
+        if not proc.ok:
+            return EvalResult.failed(proc, "run")
+        lines = proc.stdout.strip().splitlines()
+        try:
+            values = [float(v) for v in json.loads(lines[-1])]
+        except (IndexError, ValueError, TypeError):
+            return EvalResult(status="error", error="the last line of stdout is not a JSON list of numbers",
+                              phases={"run": proc.summary()})
+        error = sum((v - t) ** 2 for v, t in zip(values, TARGET)) + sum(t * t for t in TARGET[len(values):])
+        error += sum(v * v for v in values[len(TARGET):])
+        metrics = {"error": error if math.isfinite(error) else math.inf, "chars": float(len(program.read_text()))}
+        return EvalResult(status="ok", metrics=metrics, phases={"run": proc.summary()})
+
+
+TASK = ToyTask

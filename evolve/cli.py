@@ -1,0 +1,223 @@
+"""The ``evolve`` command line: run, eval, show, compare, report, tasks, archive.
+
+Exit codes: 0 success; 1 the work ran but failed (e.g. the evaluated candidate crashed);
+2 bad input (one line on stderr, nothing written); 130 interrupted by Ctrl-C (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input from the user; printed as one line, exit 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evolve", description="Improve small GPT programs by evolution.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run an evolution from a YAML config")
+    r.add_argument("config", type=Path)
+    r.add_argument("--resume", action="store_true", help="continue the run if it exists")
+    r.set_defaults(func=cmd_run)
+
+    rs = sub.add_parser("resume", help="resume an existing run from the config saved in its archive")
+    rs.add_argument("run", help="run name (under runs/) or run directory")
+    rs.set_defaults(func=cmd_resume)
+
+    e = sub.add_parser("eval", help="evaluate one program for a task")
+    e.add_argument("task")
+    e.add_argument("program", type=Path)
+    e.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="task option (value parsed as YAML), repeatable")
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    e.set_defaults(func=cmd_eval)
+
+    t = sub.add_parser("tasks", help="list the available tasks")
+    t.set_defaults(func=cmd_tasks)
+
+    s = sub.add_parser("show", help="show a run's Pareto front, or one candidate")
+    s.add_argument("run", help="run name (under runs/) or run directory")
+    s.add_argument("id", nargs="?", help="candidate id or commit sha prefix")
+    s.add_argument("--diff", action="store_true", help="diff against the parent")
+    s.add_argument("--diff-seed", action="store_true", help="diff against the root seed")
+    s.add_argument("--all", action="store_true", help="list all candidates, not just the front")
+    s.add_argument("--sort", help="metric to sort by (with --all)")
+    s.add_argument("--limit", type=int, help="at most this many rows")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_show)
+
+    a = sub.add_parser("archive", help="archive maintenance")
+    asub = a.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
+    ri = asub.add_parser("reindex", help="rebuild the sqlite index from git")
+    ri.add_argument("run", help="run name (under runs/) or run directory")
+    ri.set_defaults(func=cmd_reindex)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("evolve: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        print(f"evolve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # known user-facing errors are mapped in _user_error
+        message = _user_error(exc)
+        if message is None:
+            raise
+        print(f"evolve: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _user_error(exc: Exception) -> str | None:
+    """The one-line message for an error caused by the user's input, else None (a bug: re-raise)."""
+    from evolve.archive import ArchiveError
+    from evolve.config import ConfigError
+    from evolve.evaluation import ProgramError
+    from evolve.run import RunError
+    from evolve.strategies import StrategyError
+    from evolve.tasks import TaskError
+
+    known: tuple[type[Exception], ...] = (ArchiveError, ConfigError, ProgramError, RunError, StrategyError, TaskError)
+    try:
+        from evolve.llm import LLMError
+
+        known += (LLMError,)
+    except ImportError:  # pragma: no cover - llm layer always present in a full install
+        pass
+    return str(exc).splitlines()[0] if isinstance(exc, known) else None
+
+
+# --- commands -------------------------------------------------------------------------------------
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from evolve.tasks import describe_tasks
+
+    table = Table(title="tasks")
+    for col in ("task", "objectives", "constraints", "description"):
+        table.add_column(col)
+    for info in describe_tasks():
+        objs = ", ".join(f"{o.goal} {o.name}" for o in info.objectives)
+        table.add_row(info.name, objs, ", ".join(map(str, info.constraints)), info.description)
+    Console().print(table)
+    return EXIT_OK
+
+
+def _parse_options(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--option {pair!r}: expected KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evolve.evaluation import check_program, evaluate
+    from evolve.tasks import get_task
+
+    task = get_task(args.task, **_parse_options(args.option))
+    check_program(args.program)  # bad input: one line, exit 2, before any sandbox starts
+    result = evaluate(task, args.program)
+    if result.status == "invalid":
+        raise UsageError(result.error or f"{args.program}: cannot be evaluated")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        _print_result(task, result)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _print_result(task: Any, result: Any) -> None:
+    console = Console()
+    table = Table(title=f"{task.name}: {result.status}{' (feasible)' if result.feasible else ''}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("role")
+    roles: dict[str, str] = {}
+    for o in task.objectives:
+        roles[o.name] = f"{o.goal}imize" + (f" ({o.unit})" if o.unit else "")
+    for c in task.constraints:
+        ok = "ok" if c.satisfied(result.metrics) else "VIOLATED"
+        roles[c.metric] = (roles.get(c.metric, "") + f" {c.op} {c.value:g} {ok}").strip()
+    for name, value in result.metrics.items():
+        table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value), roles.get(name, ""))
+    console.print(table)
+    if result.error:
+        console.print(f"[bold red]error:[/] {result.error}")
+    if result.info:
+        console.print("info: " + ", ".join(f"{k}={v}" for k, v in result.info.items()))
+    console.print(f"wall time {result.wall_s:.2f} s")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from evolve.config import load_config
+
+    return _execute(load_config(args.config), resume=args.resume)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from evolve.archive import Archive
+    from evolve.config import parse_config
+
+    run_dir = _run_dir(args.run)
+    archive = Archive.open(run_dir / "archive")
+    config = parse_config(archive.meta["config"], f"{run_dir}/archive (saved config)")
+    return _execute(config, resume=True)
+
+
+def _execute(config: Any, resume: bool) -> int:
+    from evolve.report.progress import RunProgress
+    from evolve.run import EvolutionRun
+
+    run = EvolutionRun(config, resume=resume)
+    console = Console(stderr=True)
+    with RunProgress(run, console) as progress:
+        outcome = run.execute(progress=progress.update)
+    progress.summary(outcome)
+    return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+
+
+def _run_dir(run: str) -> Path:
+    path = Path(run)
+    if path.is_dir():
+        return path
+    candidate = Path("runs") / run
+    if candidate.is_dir():
+        return candidate
+    raise UsageError(f"no such run {run!r} (looked for ./{run} and runs/{run})")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from evolve.report import show
+
+    return show.main(_run_dir(args.run), args)
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from evolve.archive import Archive
+
+    archive = Archive.open(_run_dir(args.run) / "archive")
+    n = archive.reindex()
+    print(f"reindexed {n} candidates")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Run configuration: YAML in, a typed, validated :class:`RunConfig` out.
+
+Every error is one line naming the file, the key path and the reason, e.g.
+``configs/x.yaml: budget.max_evaluations: must be >= 1 (got 0)``. Loading writes nothing.
+Relative paths (seeds, output dir) are resolved against the current directory, like any CLI.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evolve.tasks import Constraint, Objective, TaskError, get_task
+
+
+class ConfigError(ValueError):
+    """A configuration problem; ``str()`` is the one-line message for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSection(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    output_dir: Path = Path("runs")
+    seed: int = 0
+
+
+class ObjectiveSpec(_Strict):
+    name: str
+    goal: Literal["min", "max"] = "min"
+    unit: str = ""
+
+
+class TaskSection(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    #: Override the task's objectives: names of task objectives, or full specs.
+    objectives: list[str | ObjectiveSpec] | None = None
+    #: Override the task's constraints, e.g. ["accuracy >= 0.99"].
+    constraints: list[str] | None = None
+
+
+class StrategySection(_Strict):
+    name: Literal["islands", "hillclimb", "random", "agent", "agent-cli"] = "hillclimb"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MutatorSection(_Strict):
+    name: Literal["numeric", "random", "llm-diff", "llm-rewrite"]
+    weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSection(_Strict):
+    name: str = Field(min_length=1)
+    weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    #: USD per million tokens, used for cost accounting and the cost budget.
+    price_in: float = Field(default=0.0, ge=0)
+    price_out: float = Field(default=0.0, ge=0)
+
+
+class LLMSection(_Strict):
+    provider: Literal["openai", "local"] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = "OPENAI_API_KEY"
+    #: For provider "local": the name of a locally installed model (see the README).
+    local_model: str | None = None
+    models: list[ModelSection] = Field(default_factory=list)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: int = Field(default=4096, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+    retries: int = Field(default=4, ge=0, le=20)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> "LLMSection":
+        if self.provider == "openai" and not self.models:
+            raise ValueError("models: at least one model is required")
+        if self.provider == "local" and not self.local_model:
+            raise ValueError("local_model: required when provider is 'local'")
+        return self
+
+
+class BudgetSection(_Strict):
+    max_evaluations: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_wall_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> "BudgetSection":
+        if all(v is None for v in self.model_dump().values()):
+            raise ValueError("set at least one of max_evaluations, max_tokens, max_cost_usd, max_wall_s")
+        return self
+
+
+class ParallelSection(_Strict):
+    evaluations: int = Field(default=1, ge=1, le=64)
+    llm_requests: int = Field(default=4, ge=1, le=64)
+
+
+class SandboxSection(_Strict):
+    timeout_s: float | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, ge=64)
+
+
+class RunConfig(_Strict):
+    run: RunSection
+    task: TaskSection
+    seeds: list[Path] = Field(min_length=1)
+    strategy: StrategySection = StrategySection()
+    mutators: list[MutatorSection] = Field(default_factory=lambda: [MutatorSection(name="numeric")], min_length=1)
+    llm: LLMSection | None = None
+    budget: BudgetSection
+    #: Stop early once a feasible candidate also satisfies all of these (e.g. "params_unique <= 58").
+    target: list[str] = Field(default_factory=list)
+    parallel: ParallelSection = ParallelSection()
+    sandbox: SandboxSection = SandboxSection()
+
+    @model_validator(mode="after")
+    def _llm_needed(self) -> "RunConfig":
+        uses_llm = any(m.name.startswith("llm-") for m in self.mutators) or self.strategy.name == "agent"
+        if uses_llm and self.llm is None:
+            raise ValueError("llm: required by the llm-* mutators and the agent strategy")
+        return self
+
+    # --- derived -------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return self.run.output_dir / self.run.name
+
+    def target_constraints(self) -> list[Constraint]:
+        return [Constraint.parse(t) for t in self.target]
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+
+
+def _reason(err: dict[str, Any]) -> str:
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    if "input" in err and err["type"] not in ("model_type",) and not isinstance(err["input"], dict):
+        return f"{msg} (got {err['input']!r})"
+    return msg
+
+
+def parse_config(data: Any, source: str = "<config>") -> RunConfig:
+    """Validate a mapping (already parsed YAML) into a :class:`RunConfig`, or raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = _loc(err["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {_reason(err)}") from None
+    _check_semantics(cfg, source)
+    return cfg
+
+
+def load_config(path: Path | str) -> RunConfig:
+    """Read and validate a YAML run configuration."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{line}: invalid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    return parse_config(data, str(path))
+
+
+def _check_semantics(cfg: RunConfig, source: str) -> None:
+    """Checks that need more than types: seed files exist, the task and its options are known."""
+    for i, seed in enumerate(cfg.seeds):
+        if not seed.is_file():
+            raise ConfigError(f"{source}: seeds.{i}: no such seed file {str(seed)!r}")
+    try:
+        task = get_task(cfg.task.name, **cfg.task.options)
+    except TaskError as exc:
+        raise ConfigError(f"{source}: task: {exc}") from None
+    try:
+        resolve_objectives(cfg, task.objectives)
+        resolve_constraints(cfg, task.constraints)
+        cfg.target_constraints()
+    except (TaskError, ValueError) as exc:
+        key = "target" if "target" in str(exc) else "task"
+        raise ConfigError(f"{source}: {key}: {exc}") from None
+    total = sum(m.weight for m in cfg.mutators)
+    if not math.isfinite(total):
+        raise ConfigError(f"{source}: mutators: weights must be finite")
+
+
+def resolve_objectives(cfg: RunConfig, task_objectives: tuple[Objective, ...]) -> tuple[Objective, ...]:
+    """The run's objectives: the task's, unless the config overrides them."""
+    if cfg.task.objectives is None:
+        return task_objectives
+    known = {o.name: o for o in task_objectives}
+    out = []
+    for item in cfg.task.objectives:
+        if isinstance(item, str):
+            if item not in known:
+                raise TaskError(f"objectives: {item!r} is not an objective of task {cfg.task.name!r} "
+                                f"(known: {', '.join(known)}); give {{name, goal}} to use another metric")
+            out.append(known[item])
+        else:
+            out.append(Objective(item.name, item.goal, item.unit))
+    if not out:
+        raise TaskError("objectives: at least one objective is required")
+    return tuple(out)
+
+
+def resolve_constraints(cfg: RunConfig, task_constraints: tuple[Constraint, ...]) -> tuple[Constraint, ...]:
+    if cfg.task.constraints is None:
+        return task_constraints
+    return tuple(Constraint.parse(c) for c in cfg.task.constraints)

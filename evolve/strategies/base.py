@@ -1,0 +1,108 @@
+"""The strategy interface: which parents to mutate next, given everything evaluated so far.
+
+A strategy sees every evaluated candidate as an :class:`Individual` (added in archive order) and
+answers :meth:`Strategy.propose` with a :class:`Proposal`. Its state is a deterministic function of
+the sequence of ``add`` calls and the run's RNG, so a resumed run rebuilds it by replaying the
+archive; selection is multi-objective (Pareto), never a single scalar.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from evolve.strategies.ranking import Ranker
+from evolve.tasks import Objective
+
+
+class StrategyError(ValueError):
+    """A bad strategy parameter; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Individual:
+    """What a strategy knows about one evaluated candidate."""
+
+    id: int
+    metrics: dict[str, float]
+    feasible: bool
+    violation: float
+    status: str
+    code_length: int
+    island: int | None = None
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Mutate ``parents[0]`` (more parents: crossover), shown ``inspirations``; child joins ``island``."""
+
+    parents: tuple[int, ...]
+    inspirations: tuple[int, ...] = ()
+    island: int | None = None
+    generation: int = 0
+
+
+@dataclass
+class Population:
+    """All individuals by id, in order of addition."""
+
+    members: dict[int, Individual] = field(default_factory=dict)
+
+    def add(self, ind: Individual) -> None:
+        self.members[ind.id] = ind
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def all(self) -> list[Individual]:
+        return list(self.members.values())
+
+
+class Strategy(ABC):
+    name: ClassVar[str] = ""
+    #: Parameter names and defaults; anything else in the config is rejected.
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, objectives: tuple[Objective, ...], params: dict[str, Any] | None = None) -> None:
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise StrategyError(f"strategy {self.name!r}: unknown parameter {unknown[0]!r} (known: {known})")
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.ranker = Ranker(objectives)
+        self.population = Population()
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`StrategyError` for a bad parameter value."""
+
+    def add(self, ind: Individual) -> None:
+        """Record an evaluated candidate (seeds first, then children in archive order)."""
+        self.population.add(ind)
+
+    @abstractmethod
+    def propose(self, rng: random.Random) -> Proposal:
+        """Choose the next parent(s) and inspirations."""
+
+    # --- helpers shared by strategies ------------------------------------------------------
+    def _inspirations(self, rng: random.Random, pool: list[Individual], exclude: int, k: int) -> tuple[int, ...]:
+        choices = [ind.id for ind in pool if ind.id != exclude]
+        rng.shuffle(choices)
+        return tuple(choices[:k])
+
+    def _param(self, name: str, kind: type, lo: float | None = None, hi: float | None = None) -> None:
+        value = self.params[name]
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok and lo is not None and value < lo:
+            ok = False
+        if ok and hi is not None and value > hi:
+            ok = False
+        if not ok:
+            bounds = f" in [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+            raise StrategyError(f"strategy {self.name!r}: {name} must be a {kind.__name__}{bounds} (got {value!r})")

@@ -1,0 +1,9 @@
+"""Seed for the toy task: print a vector; evolution moves it toward the task's target."""
+
+import json
+
+# EVOLVE-BLOCK-START
+values = [1.0, 1.0, 1.0, 1.0]
+# EVOLVE-BLOCK-END
+
+print(json.dumps(values))

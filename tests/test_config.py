@@ -1,0 +1,122 @@
+"""Config validation: every bad config gives one precise line naming file, key and reason."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evolve.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def good() -> dict:
+    return {
+        "run": {"name": "t1", "seed": 3},
+        "task": {"name": "toy"},
+        "seeds": [str(ROOT / "seeds/toy/start.py")],
+        "strategy": {"name": "hillclimb"},
+        "mutators": [{"name": "numeric", "weight": 1.0}],
+        "budget": {"max_evaluations": 10},
+    }
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_good_config_loads(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, good()))
+    assert cfg.run.name == "t1" and cfg.budget.max_evaluations == 10
+    assert cfg.run_dir == Path("runs/t1")
+
+
+def test_shipped_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    assert configs, "configs/ ships example configs"
+    for path in configs:
+        load_config(path.relative_to(ROOT))
+
+
+def _set(data: dict, path: str, value: object) -> dict:
+    data = copy.deepcopy(data)
+    keys = path.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node.setdefault(k, {})
+    if value is _DELETE:
+        del node[keys[-1]]
+    elif isinstance(node, list):
+        node[int(keys[-1])] = value
+    else:
+        node[keys[-1]] = value
+    return data
+
+
+_DELETE = object()
+
+BAD = [
+    # (key path, value, expected fragment of the message)
+    ("run.nmae", "x", "run.nmae: unknown key"),
+    ("run", _DELETE, "run: required key is missing"),
+    ("run.name", "has space", "run.name:"),
+    ("run.seed", "abc", "run.seed:"),
+    ("task.name", "nosuchtask", "task: unknown task 'nosuchtask'"),
+    ("task.options", {"bogus": 1}, "task: task 'toy': unknown option 'bogus'"),
+    ("task.options", {"timeout_s": -1}, "timeout_s must be a positive number"),
+    ("task.objectives", ["nope"], "'nope' is not an objective of task 'toy'"),
+    ("task.constraints", ["error >> 3"], "cannot parse constraint 'error >> 3'"),
+    ("seeds", [], "seeds:"),
+    ("seeds", ["seeds/does/not/exist.py"], "seeds.0: no such seed file"),
+    ("strategy.name", "annealing", "strategy.name:"),
+    ("mutators.0.name", "magic", "mutators.0.name:"),
+    ("mutators.0.weight", 0, "mutators.0.weight:"),
+    ("mutators.0.weight", "heavy", "mutators.0.weight:"),
+    ("mutators", [{"name": "llm-diff"}], "llm: required by the llm-* mutators"),
+    ("budget", {}, "budget: set at least one of"),
+    ("budget.max_evaluations", 0, "budget.max_evaluations:"),
+    ("parallel.evaluations", 0, "parallel.evaluations:"),
+    ("target", ["error < 3"], "target: cannot parse constraint"),
+    ("extra_section", {}, "extra_section: unknown key"),
+]
+
+
+@pytest.mark.parametrize("key,value,fragment", BAD, ids=[b[0] + "=" + repr(b[1])[:20] for b in BAD])
+def test_bad_config_is_one_precise_line(tmp_path: Path, key: str, value: object, fragment: str) -> None:
+    path = write(tmp_path, _set(good(), key, value))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(str(path) + ": ")
+    assert fragment in msg, msg
+
+
+def test_llm_section_errors(tmp_path: Path) -> None:
+    base = _set(good(), "mutators", [{"name": "llm-rewrite"}])
+    cases = [
+        ({"base_url": "localhost:8000", "models": [{"name": "m"}]}, "llm.base_url: must start with http"),
+        ({"base_url": "http://127.0.0.1:1/v1", "models": []}, "llm: models: at least one model is required"),
+        ({"base_url": "http://127.0.0.1:1/v1", "models": [{"name": "m", "weight": -1}]}, "llm.models.0.weight:"),
+        ({"provider": "local"}, "llm: local_model: required"),
+        ({"base_url": "http://127.0.0.1:1/v1", "models": [{"name": "m"}], "temperature": 9}, "llm.temperature:"),
+    ]
+    for llm, fragment in cases:
+        with pytest.raises(ConfigError) as err:
+            load_config(write(tmp_path, _set(base, "llm", llm)))
+        assert fragment in str(err.value), str(err.value)
+
+
+def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(write(tmp_path, "run: [unclosed\n"))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(write(tmp_path, "- just\n- a list\n"))
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
