@@ -177,8 +177,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from evolve.config import parse_config
 
     run_dir = _run_dir(args.run)
-    archive = Archive.open(run_dir / "archive")
-    config = parse_config(archive.meta["config"], f"{run_dir}/archive (saved config)")
+    with Archive.open(run_dir / "archive") as archive:
+        saved = archive.meta.config
+    config = parse_config(saved, f"{run_dir}/archive (saved config)")
     return _execute(config, resume=True)
 
 
@@ -213,8 +214,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_reindex(args: argparse.Namespace) -> int:
     from evolve.archive import Archive
 
-    archive = Archive.open(_run_dir(args.run) / "archive")
-    n = archive.reindex()
+    with Archive.open(_run_dir(args.run) / "archive") as archive:
+        n = archive.reindex()
     print(f"reindexed {n} candidates")
     return EXIT_OK
 

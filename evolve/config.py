@@ -3,11 +3,15 @@
 Every error is one line naming the file, the key path and the reason, e.g.
 ``configs/x.yaml: budget.max_evaluations: must be >= 1 (got 0)``. Loading writes nothing.
 Relative paths (seeds, output dir) are resolved against the current directory, like any CLI.
+String values may name environment variables: ``${NAME}`` (must be set) or ``${NAME:-default}``,
+so one config can point at whichever LLM endpoint the user's environment provides.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -163,10 +167,34 @@ def _reason(err: dict[str, Any]) -> str:
     return msg
 
 
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(node: Any, source: str, where: str = "") -> Any:
+    """Substitute ``${NAME}`` / ``${NAME:-default}`` in every string of the parsed YAML."""
+    if isinstance(node, dict):
+        return {k: _expand_env(v, source, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, source, f"{where}.{i}") for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def sub(m: re.Match[str]) -> str:
+        value = os.environ.get(m.group(1))
+        if value is None:
+            if m.group(2) is None:
+                raise ConfigError(f"{source}: {where}: environment variable {m.group(1)} is not set")
+            return m.group(2)
+        return value
+
+    return _ENV.sub(sub, node)
+
+
 def parse_config(data: Any, source: str = "<config>") -> RunConfig:
     """Validate a mapping (already parsed YAML) into a :class:`RunConfig`, or raise ConfigError."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    data = _expand_env(data, source)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -203,13 +231,16 @@ def _check_semantics(cfg: RunConfig, source: str) -> None:
         task = get_task(cfg.task.name, **cfg.task.options)
     except TaskError as exc:
         raise ConfigError(f"{source}: task: {exc}") from None
-    try:
-        resolve_objectives(cfg, task.objectives)
-        resolve_constraints(cfg, task.constraints)
-        cfg.target_constraints()
-    except (TaskError, ValueError) as exc:
-        key = "target" if "target" in str(exc) else "task"
-        raise ConfigError(f"{source}: {key}: {exc}") from None
+    checks = (
+        ("task", lambda: resolve_objectives(cfg, task.objectives)),
+        ("task", lambda: resolve_constraints(cfg, task.constraints)),
+        ("target", cfg.target_constraints),
+    )
+    for key, check in checks:
+        try:
+            check()
+        except (TaskError, ValueError) as exc:
+            raise ConfigError(f"{source}: {key}: {exc}") from None
     total = sum(m.weight for m in cfg.mutators)
     if not math.isfinite(total):
         raise ConfigError(f"{source}: mutators: weights must be finite")

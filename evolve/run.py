@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from evolve.archive import Archive, ArchiveError, CandidateRecord
+from evolve.archive import Archive, CandidateRecord, RunMeta
 from evolve.config import RunConfig, resolve_constraints, resolve_objectives
 from evolve.evaluation import EvalResult, evaluate
 from evolve.mutators import Mutation, MutationContext, Mutator, ProgramView, make_mutator
@@ -119,7 +119,8 @@ class EvolutionRun:
         if self.fresh:
             hidden = secrets.randbits(62)
         else:
-            hidden = Archive.open(self.archive_dir).meta.get("hidden_seed")
+            with Archive.open(self.archive_dir) as archive:
+                hidden = archive.meta.task_options.get("hidden_seed")
         task_cls = task_class(self.config.task.name)
         if "hidden_seed" in task_cls.default_options and options.get("hidden_seed") is None:
             options["hidden_seed"] = hidden
@@ -131,20 +132,13 @@ class EvolutionRun:
 
     def _open_archive(self) -> Archive:
         if self.fresh:
-            meta = {
-                "run": self.config.run.name,
-                "task": self.config.task.name,
-                "task_options": self.config.task.options,
-                "objectives": [{"name": o.name, "goal": o.goal, "unit": o.unit} for o in self.objectives],
-                "constraints": [{"metric": c.metric, "op": c.op, "value": c.value} for c in self.task.constraints],
-                "program_name": PROGRAM_NAME,
-                "hidden_seed": self._hidden_seed,
-                "config": self.config.to_yaml_dict(),
-            }
+            meta = RunMeta.for_task(self.config.run.name, self.task, program_file=PROGRAM_NAME,
+                                    config=self.config.to_yaml_dict())
             return Archive.create(self.archive_dir, meta)
         archive = Archive.open(self.archive_dir)
-        if archive.meta.get("task") != self.config.task.name:
-            raise RunError(f"run {self.config.run.name!r} was started for task {archive.meta.get('task')!r}, "
+        if archive.meta.task != self.config.task.name:
+            archive.close()
+            raise RunError(f"run {self.config.run.name!r} was started for task {archive.meta.task!r}, "
                            f"not {self.config.task.name!r}")
         return archive
 
@@ -199,6 +193,7 @@ class EvolutionRun:
             reason = "interrupted (resume with --resume)"
         finally:
             sandbox.close()
+            self.archive.close()
             if self.llm is not None:
                 self.llm.close()
         return RunOutcome(reason, self.counters, self.target_hit, interrupted)
@@ -259,6 +254,10 @@ class EvolutionRun:
         records = []
         for slot, result in zip(accepted, results):
             m = slot.mutation
+            parent = self.known[slot.proposal.parents[0]]
+            improved = self.strategy.ranker.better(_individual(-1, m.source, result, None, 0),
+                                                   _individual(parent.id, parent.source, parent.result, None, 0))
+            slot.mutator.feedback(m, improved)
             records.append(CandidateRecord(
                 parents=slot.proposal.parents, source=m.source, result=result, mutator=m.mutator,
                 model=m.model, description=m.description, prompt_tokens=m.prompt_tokens,
@@ -321,16 +320,18 @@ class EvolutionRun:
     def _remember(self, cid: int, source: str, result: EvalResult, generation: int, island: int | None,
                   mutator: str, description: str) -> None:
         self.known[cid] = Known(cid, source, result, generation, island, mutator, description)
-        self.strategy.add(Individual(
-            id=cid, metrics=result.metrics, feasible=result.feasible, violation=result.violation,
-            status=result.status, code_length=len(source), island=island, generation=generation,
-        ))
+        self.strategy.add(_individual(cid, source, result, island, generation))
         self.history.append(_history_line(cid, mutator, description, result, self.objectives))
 
     def _view(self, k: Known) -> ProgramView:
         r = k.result
         return ProgramView(id=k.id, source=k.source, metrics=r.metrics, status=r.status, feasible=r.feasible,
                            error=r.error, traceback=r.traceback)
+
+
+def _individual(cid: int, source: str, result: EvalResult, island: int | None, generation: int) -> Individual:
+    return Individual(id=cid, metrics=result.metrics, feasible=result.feasible, violation=result.violation,
+                      status=result.status, code_length=len(source), island=island, generation=generation)
 
 
 def _history_line(cid: int, mutator: str, description: str, result: EvalResult, objectives: Any) -> str:

@@ -120,3 +120,16 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
         load_config(write(tmp_path, "- just\n- a list\n"))
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_environment_variables_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _set(good(), "mutators", [{"name": "llm-diff"}])
+    data["llm"] = {"base_url": "${EV_TEST_URL:-http://127.0.0.1:9/v1}", "models": [{"name": "${EV_TEST_MODEL}"}]}
+    monkeypatch.setenv("EV_TEST_MODEL", "tiny")
+    cfg = load_config(write(tmp_path, data))
+    assert cfg.llm is not None and cfg.llm.base_url == "http://127.0.0.1:9/v1" and cfg.llm.models[0].name == "tiny"
+    monkeypatch.setenv("EV_TEST_URL", "http://10.0.0.1/v1")
+    assert load_config(write(tmp_path, data)).llm.base_url == "http://10.0.0.1/v1"
+    monkeypatch.delenv("EV_TEST_MODEL")
+    with pytest.raises(ConfigError, match=r"llm\.models\.0\.name: environment variable EV_TEST_MODEL is not set"):
+        load_config(write(tmp_path, data))

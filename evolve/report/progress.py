@@ -71,12 +71,14 @@ class RunProgress:
         self.progress.update(self.task_id, completed=run.counters.evaluations, status=status_line(run))
 
     def summary(self, outcome: "RunOutcome") -> None:
+        from evolve.archive import Archive
         from evolve.report.show import print_front
 
         c = outcome.counters
         self.console.print(f"[bold]{self.run.config.run.name}[/]: stopped — {outcome.stop_reason}")
         self.console.print(f"{c.evaluations} evaluations, {c.rejected} rejected mutations, "
                            f"{c.tokens} tokens, ${c.cost_usd:.4f}, {c.wall_s:.1f} s")
-        print_front(self.run.archive, Console())
+        with Archive.open(self.run.archive_dir) as archive:
+            print_front(archive, Console())
         if outcome.interrupted:
             self.console.print(f"resume with: evolve run CONFIG --resume  (or: evolve resume {self.run.config.run.name})")

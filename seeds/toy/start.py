@@ -3,7 +3,7 @@
 import json
 
 # EVOLVE-BLOCK-START
-values = [1.0, 1.0, 1.0, 1.0]
+values = [2.0, -1.0, 0.5, 5.0]
 # EVOLVE-BLOCK-END
 
 print(json.dumps(values))

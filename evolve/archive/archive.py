@@ -1,0 +1,408 @@
+"""The archive of one run: every evaluated candidate as a git commit, the Pareto front, an index.
+
+Layout of ``runs/<run>/archive`` (a git repository) and its sibling ``runs/<run>/index.sqlite``:
+
+- ``refs/evolve/meta``: root commit with ``meta.json`` (:class:`RunMeta`).
+- ``refs/evolve/candidates/<id>``: one commit per evaluated candidate, parented on its parents'
+  commits (seeds are root commits); tree = the program file + ``metrics.json``.
+- ``refs/evolve/state``: the *checkpoint* chain. Each checkpoint commit holds ``state.json`` (the
+  caller's resume state) and ``checkpoint.json`` (how many candidates exist, the ids/shas of the
+  batch it added, the front). Its first parent is the previous checkpoint; its other parents are the
+  batch's commits and the new front commit, so everything is reachable from this one ref.
+- ``refs/heads/front`` (``git checkout front``: the front's programs named by id + ``front.json``,
+  each front commit parented on the previous one) and ``refs/front/<id>``.
+
+Atomicity: a batch becomes part of the archive when ``refs/evolve/state`` moves, inside the single
+``update-ref`` transaction that also moves every other ref. Git cannot promise that a SIGKILL in the
+middle of that transaction's commit phase leaves all refs moved or none, so the checkpoint ref is the
+truth and every other ref is derived: when a process becomes the writer (its first ``add_batch``, or
+``reindex``), stale ref locks are removed and the derived refs are reset to what the checkpoint says.
+The index is updated after git; on every open it catches up by walking the checkpoint chain.
+
+An ``Archive`` object is not thread-safe; one process at a time may write (an flock enforces it);
+readers (``evolve show`` during a run) never write git and only ever catch the index up.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from evolve.archive import messages
+from evolve.archive.index import FIXED_SORT_KEYS, Index
+from evolve.archive.pareto import non_dominated
+from evolve.archive.records import ArchiveError, Candidate, CandidateRecord, RunMeta, Summary
+from evolve.archive.store import GitStore, blob_id
+
+META_REF = "refs/evolve/meta"
+STATE_REF = "refs/evolve/state"
+CANDIDATE_REFS = "refs/evolve/candidates/"
+FRONT_REFS = "refs/front/"
+FRONT_BRANCH = "refs/heads/front"
+INDEX_NAME = "index.sqlite"
+_HEAL_CHUNK = 500  # candidates per index transaction while catching up
+_LOCK_WAIT_S = 2.0
+
+
+class Archive:
+    """Open with :meth:`create` or :meth:`open`; close with :meth:`close` (or use ``with``)."""
+
+    def __init__(self, store: GitStore, index: Index, meta: RunMeta, meta_sha: str) -> None:
+        self.path = store.path
+        self.meta = meta
+        self._store, self._index, self._meta_sha = store, index, meta_sha
+        self._shas: list[str] = []  # by id
+        self._checkpoint = ""
+        self._front: list[Candidate] = []
+        self._front_commit: str | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path | str, meta: RunMeta) -> "Archive":
+        """Create the archive directory (atomically: built aside, then renamed into place)."""
+        path = Path(path)
+        if path.exists():
+            raise ArchiveError(f"{path} already exists")
+        if not meta.objectives:
+            raise ArchiveError("run metadata needs at least one objective")
+        meta = replace(meta, created_at=meta.created_at or time.time())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.creating-", dir=path.parent))
+        try:
+            store = GitStore.init(staging)
+            meta_json = store.blob(_json_bytes(meta.to_dict(), "run metadata"))
+            meta_sha = store.commit(store.tree({"meta.json": meta_json}), [],
+                                    messages.meta_message(meta), meta.created_at)
+            checkpoint = _write_checkpoint(store, [meta_sha], _json_bytes({}, "state"), [], [], None,
+                                           0, meta.created_at)
+            store.update_refs([f"create {META_REF} {meta_sha}", f"create {STATE_REF} {checkpoint}"])
+            store.close()
+            staging.rename(path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: Path | str) -> "Archive":
+        """Open an archive and bring its index up to date with git. Git is not written until the
+        first :meth:`add_batch` (or :meth:`reindex`), so readers such as ``evolve show`` never
+        change the repository."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ArchiveError(f"no archive at {path}: no such directory")
+        if not (path / ".git").is_dir():
+            raise ArchiveError(f"{path} is not an evolve archive (not a git repository)")
+        store = GitStore(path)
+        meta_sha = store.ref(META_REF)
+        if meta_sha is None or store.ref(STATE_REF) is None:
+            store.close()
+            raise ArchiveError(f"{path} is not an evolve archive (no {META_REF})")
+        meta = RunMeta.from_dict(json.loads(store.read_files(meta_sha)["meta.json"]))
+        archive = cls(store, Index(path.parent / INDEX_NAME), meta, meta_sha)
+        archive._heal_index()
+        archive._load()
+        return archive
+
+    def close(self) -> None:
+        self._index.close()
+        self._store.close()
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def index_path(self) -> Path:
+        return self._index.path
+
+    # --- writing ------------------------------------------------------------------------------
+    def add_batch(self, records: Sequence[CandidateRecord], state: dict[str, Any]) -> list[Candidate]:
+        """Archive ``records`` (ids assigned in order) and save ``state`` for resuming, all or
+        nothing. A record's parents must be earlier ids (earlier in the batch is fine)."""
+        self._become_writer()
+        state_json = _json_bytes(state, "state")
+        added: list[Candidate] = []
+        for record in records:
+            added.append(self._write_candidate(record, len(self._shas) + len(added), added))
+        next_id = len(self._shas) + len(added)
+        front = self._next_front(added)
+        front_commit = self._front_commit
+        if [c.id for c in front] != [c.id for c in self._front]:
+            front_commit = self._write_front(front, next_id - 1)
+        checkpoint = _write_checkpoint(
+            self._store, [self._checkpoint, *(c.sha for c in added)]
+            + ([front_commit] if front_commit != self._front_commit else []),
+            state_json, added, front, front_commit, next_id, time.time())
+        self._store.update_refs(self._ref_commands(added, checkpoint, front, front_commit))
+        previous = self._checkpoint
+        self._shas += [c.sha for c in added]
+        self._checkpoint, self._front, self._front_commit = checkpoint, front, front_commit
+        info = {"archive": self._meta_sha, "checkpoint": checkpoint, "front_commit": front_commit}
+        if not self._index.apply(added, front=[c.id for c in front], info=info,
+                                 expect_checkpoint=previous):
+            self._heal_index()  # the index was not where we left it (e.g. a failed earlier write)
+        return added
+
+    def _write_candidate(self, record: CandidateRecord, id: int, batch: list[Candidate]) -> Candidate:
+        parents = []
+        for p in record.parents:
+            if not (isinstance(p, int) and 0 <= p < id):
+                raise ArchiveError(f"candidate #{id}: parent {p!r} is not an earlier candidate id")
+            parents.append(self._shas[p] if p < len(self._shas) else batch[p - len(self._shas)].sha)
+        draft = Candidate.new(record, id=id, sha="", created_at=time.time())
+        document = _json_bytes(draft.document(), f"candidate #{id}")
+        tree = self._store.tree({self.meta.program_file: self._store.blob(record.source.encode()),
+                                 "metrics.json": self._store.blob(document)})
+        sha = self._store.commit(tree, list(dict.fromkeys(parents)),
+                                 messages.candidate_message(draft), draft.created_at)
+        # Built from the stored bytes so it equals what a later open reads back.
+        return Candidate.from_document(json.loads(document), source=record.source, sha=sha)
+
+    def _next_front(self, added: list[Candidate]) -> list[Candidate]:
+        """Non-dominated set of the old front plus the new feasible candidates (dominance is
+        transitive, so nothing off the old front can return)."""
+        pool = self._front + [c for c in added if _eligible(c, self.meta)]
+        points = [self.meta.point(c.metrics) for c in pool]
+        return sorted((pool[i] for i in non_dominated(points)), key=lambda c: c.id)
+
+    def _write_front(self, front: list[Candidate], last_id: int) -> str:
+        suffix = Path(self.meta.program_file).suffix
+        document = {"objectives": [o.name for o in self.meta.objectives],
+                    "candidates": [{"id": c.id, "sha": c.sha, "file": f"{c.id}{suffix}",
+                                    "metrics": c.metrics, "mutator": c.mutator,
+                                    "parents": list(c.parents), "generation": c.generation,
+                                    "description": c.description} for c in front]}
+        # Every source blob already exists: it was written with its candidate's commit.
+        files = {f"{c.id}{suffix}": blob_id(c.source.encode()) for c in front}
+        files["front.json"] = self._store.blob(_json_bytes(document, "front"))
+        old, new = {c.id for c in self._front}, {c.id for c in front}
+        message = messages.front_message(front, new - old, old - new, last_id)
+        parents = [self._front_commit] if self._front_commit else []
+        return self._store.commit(self._store.tree(files), parents, message, time.time())
+
+    def _ref_commands(self, added: list[Candidate], checkpoint: str, front: list[Candidate],
+                      front_commit: str | None) -> list[str]:
+        commands = [f"create {CANDIDATE_REFS}{c.id} {c.sha}" for c in added]
+        commands.append(f"update {STATE_REF} {checkpoint} {self._checkpoint}")
+        if front_commit != self._front_commit:
+            commands.append(f"update {FRONT_BRANCH} {front_commit} {self._front_commit or '0' * 40}")
+            old, new = {c.id: c.sha for c in self._front}, {c.id: c.sha for c in front}
+            commands += [f"delete {FRONT_REFS}{i} {old[i]}" for i in sorted(old.keys() - new.keys())]
+            commands += [f"create {FRONT_REFS}{i} {new[i]}" for i in sorted(new.keys() - old.keys())]
+        return commands
+
+    def _become_writer(self) -> None:
+        """Take the writer lock, then catch up with what a previous (possibly killed) writer left:
+        batches added since we opened, half-moved refs, stale ref locks."""
+        if not self._store.holds_lock:
+            self._take_lock()
+            self._sync()
+
+    def _take_lock(self) -> None:
+        # The short wait covers a git child of a killed writer finishing its ref transaction.
+        if not self._store.try_lock(wait_s=_LOCK_WAIT_S):
+            raise ArchiveError(f"{self.path} is being written by another process")
+
+    def _sync(self) -> None:
+        self._heal_index()
+        self._load()
+        self._repair_refs()
+
+    # --- consistency --------------------------------------------------------------------------
+    def _load(self) -> None:
+        shas = self._index.shas()
+        self._shas = [shas[i] for i in range(len(shas))]
+        self._checkpoint = self._index.info("checkpoint") or ""
+        self._front = self._index.candidates(front_only=True)
+        self._front_commit = self._index.info("front_commit")
+
+    def _heal_index(self) -> None:
+        """Catch the index up with the checkpoint chain (git is written first, so the index can
+        only lag). Repeats if another process moved the index meanwhile."""
+        while not self._catch_up():
+            pass
+
+    def _catch_up(self) -> bool:
+        head = self._store.ref(STATE_REF)
+        reset = self._index.info("archive") != self._meta_sha
+        known = None if reset else self._index.info("checkpoint")
+        chain, sha = [], head
+        while sha not in (known, self._meta_sha):
+            commit = self._store.read_commit(sha)
+            document = self._store.read(self._store.read_tree(commit.tree)["checkpoint.json"])
+            chain.append((sha, json.loads(document)))
+            sha = commit.parents[0]
+        reset = reset or sha != known  # walked to the root without meeting the index's checkpoint
+        expect, pending = (None if reset else known), []
+        for i, (sha, checkpoint) in enumerate(reversed(chain)):
+            pending += [self._read_candidate(c_id, c_sha) for c_id, c_sha in checkpoint["batch"]]
+            if len(pending) < _HEAL_CHUNK and i + 1 < len(chain):
+                continue
+            info = {"archive": self._meta_sha, "checkpoint": sha,
+                    "front_commit": checkpoint["front_commit"]}
+            if not self._index.apply(pending, front=checkpoint["front"], info=info,
+                                     expect_checkpoint=expect, reset=reset):
+                return False
+            expect, reset, pending = sha, False, []
+        return True
+
+    def _read_candidate(self, id: int, sha: str) -> Candidate:
+        files = self._store.read_files(sha)
+        candidate = Candidate.from_document(json.loads(files["metrics.json"]), sha=sha,
+                                            source=files[self.meta.program_file].decode())
+        if candidate.id != id:
+            raise ArchiveError(f"{self.path}: commit {sha[:10]} holds #{candidate.id}, expected #{id}")
+        return candidate
+
+    def _repair_refs(self) -> None:
+        """Make every derived ref agree with the loaded checkpoint; needs the writer lock."""
+        self._store.remove_stale_ref_locks()
+        expected = {f"{CANDIDATE_REFS}{i}": sha for i, sha in enumerate(self._shas)}
+        expected.update({f"{FRONT_REFS}{c.id}": c.sha for c in self._front})
+        if self._front_commit:
+            expected[FRONT_BRANCH] = self._front_commit
+        actual = self._store.refs(CANDIDATE_REFS, FRONT_REFS, FRONT_BRANCH)
+        commands = [f"update {ref} {sha}" for ref, sha in expected.items() if actual.get(ref) != sha]
+        commands += [f"delete {ref}" for ref in sorted(actual.keys() - expected.keys())]
+        if commands:
+            self._store.update_refs(commands)
+
+    def reindex(self) -> int:
+        """Rebuild the index from git alone (and repair derived refs); returns the candidate count.
+        Takes the writer lock, so it fails while a run is writing."""
+        self._take_lock()
+        self._index.apply([], front=[], info={}, reset=True)
+        self._sync()
+        return len(self)
+
+    # --- queries ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._index.count()
+
+    def state(self) -> dict[str, Any]:
+        """The state saved with the last batch (``{}`` before the first)."""
+        return json.loads(self._store.read_files(self._checkpoint)["state.json"])
+
+    def get(self, key: int | str) -> Candidate:
+        """A candidate by id (``42``, ``"42"``, ``"#42"``) or by a sha prefix (4+ hex digits). A
+        decimal string is an id first; failing that (or with a leading zero) a sha prefix."""
+        text = str(key).strip().lstrip("#")
+        if text.isdigit() and (text == "0" or text[0] != "0"):
+            found = self._index.get(int(text))
+            if found is not None:
+                return found
+            if isinstance(key, int) or len(text) < 4:
+                raise ArchiveError(f"no candidate #{text} (the archive holds {len(self)})")
+        prefix = text.lower()
+        if len(prefix) < 4 or any(ch not in "0123456789abcdef" for ch in prefix):
+            raise ArchiveError(f"no candidate {key!r}: give an id or a sha prefix of 4+ hex digits")
+        matches = self._index.by_sha_prefix(prefix)
+        if len(matches) != 1:
+            why = "no candidate has" if not matches else f"{len(matches)} candidates have"
+            raise ArchiveError(f"{why} a sha starting with {prefix!r}")
+        return matches[0]
+
+    def candidates(self, sort: str | None = None, *, limit: int | None = None,
+                   descending: bool | None = None, feasible_only: bool = False) -> list[Candidate]:
+        """Candidates by id, or sorted by a metric or a column (:func:`sort_keys`). The default
+        direction puts the best first: objectives by their goal, ``>=`` constraint metrics high
+        first, everything else ascending. Missing values sort last."""
+        return self._query(sort, limit, descending, feasible_only=feasible_only)
+
+    def front(self, sort: str | None = None, *, limit: int | None = None,
+              descending: bool | None = None) -> list[Candidate]:
+        """The current Pareto front (feasible, non-dominated), by id or sorted like
+        :meth:`candidates`."""
+        return self._query(sort, limit, descending, front_only=True)
+
+    def _query(self, sort: str | None, limit: int | None, descending: bool | None,
+               **only: bool) -> list[Candidate]:
+        key = sort or "id"
+        if key not in self.sort_keys():
+            raise ArchiveError(f"unknown sort key {key!r} (known: {', '.join(self.sort_keys())})")
+        if descending is None:
+            descending = self._best_is_high(key)
+        return self._index.candidates(key, descending=descending, limit=limit, **only)
+
+    def sort_keys(self) -> list[str]:
+        declared = [o.name for o in self.meta.objectives] + [c.metric for c in self.meta.constraints]
+        return list(dict.fromkeys([*declared, *self._index.metric_names(), *FIXED_SORT_KEYS]))
+
+    def _best_is_high(self, key: str) -> bool:
+        for o in self.meta.objectives:
+            if o.name == key:
+                return o.goal == "max"
+        return any(c.metric == key and c.op == ">=" for c in self.meta.constraints)
+
+    def lineage(self, key: int | str) -> list[Candidate]:
+        """The candidate, its first parent, that one's first parent … down to a seed."""
+        chain = [self.get(key)]
+        while chain[-1].parents:
+            chain.append(self.get(chain[-1].parents[0]))
+        return chain
+
+    def diff(self, key: int | str, other: int | str | None = None) -> str:
+        """Unified diff from ``other`` (default: the first parent; a seed diffs against nothing)."""
+        new = self.get(key)
+        if other is not None:
+            old = self.get(other)
+        else:
+            old = self.get(new.parents[0]) if new.parents else None
+        name = self.meta.program_file
+        return "".join(difflib.unified_diff(
+            _lines(old.source if old else ""), _lines(new.source),
+            f"#{old.id}/{name}" if old else "/dev/null", f"#{new.id}/{name}"))
+
+    def diff_seed(self, key: int | str) -> str:
+        """Unified diff from the seed at the root of the candidate's lineage."""
+        return self.diff(key, self.lineage(key)[-1].id)
+
+    def summary(self) -> Summary:
+        totals = self._index.totals()
+        best: dict[str, dict[str, float] | None] = {}
+        for o in self.meta.objectives:
+            top = self._index.candidates(o.name, descending=o.goal == "max", limit=1,
+                                         feasible_only=True)
+            value = top[0].metrics.get(o.name) if top else None
+            best[o.name] = {"id": top[0].id, "value": value} if value is not None else None
+        last = totals.pop("last_created_at")
+        return Summary(run=self.meta.run, task=self.meta.task, front_size=len(self.front()),
+                       best=best, elapsed_s=(last - self.meta.created_at) if last else 0.0,
+                       **totals)
+
+
+def _eligible(c: Candidate, meta: RunMeta) -> bool:
+    """May ``c`` be on the front: evaluated, feasible, and every objective present."""
+    return c.result.ok and c.feasible and meta.point(c.metrics) is not None
+
+
+def _write_checkpoint(store: GitStore, parents: list[str], state_json: bytes,
+                      added: list[Candidate], front: list[Candidate], front_commit: str | None,
+                      next_id: int, when: float) -> str:
+    document = {"next_id": next_id, "batch": [[c.id, c.sha] for c in added],
+                "front": [c.id for c in front], "front_commit": front_commit}
+    tree = store.tree({"state.json": store.blob(state_json),
+                       "checkpoint.json": store.blob(_json_bytes(document, "checkpoint"))})
+    return store.commit(tree, parents, messages.checkpoint_message(added, next_id), when)
+
+
+def _json_bytes(value: Any, what: str) -> bytes:
+    try:
+        return json.dumps(value, indent=2).encode()
+    except (TypeError, ValueError) as exc:
+        raise ArchiveError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def _lines(text: str) -> list[str]:
+    """Lines for difflib, each ending in a newline (a missing final newline is not shown)."""
+    return [line if line.endswith("\n") else line + "\n" for line in text.splitlines(keepends=True)]

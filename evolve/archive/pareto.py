@@ -1,0 +1,120 @@
+"""Pareto machinery as pure functions on lists of points (tuples of floats).
+
+Every function works in *minimisation* space: turn a maximised objective into a minimised one before
+calling (``Objective.oriented`` does that, ``RunMeta.point`` builds whole vectors). Results are
+indices into the input list, so callers keep their own mapping from points to candidates.
+
+Ties and duplicates: ``a`` dominates ``b`` when it is no worse everywhere and strictly better
+somewhere. Equal points therefore never dominate each other, so duplicates are *all* non-dominated
+and share a front; the archive keeps every one of them (each is a distinct candidate that reached the
+same trade-off, and dropping one would make the front depend on arrival order). Crowding distance
+gives equal points equal distances, so a selection by crowding treats them alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+Point = Sequence[float]
+
+
+def dominates(a: Point, b: Point) -> bool:
+    """True when ``a`` is no worse than ``b`` in every coordinate and better in at least one."""
+    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+
+def non_dominated(points: Sequence[Point]) -> list[int]:
+    """Indices (ascending) of the points no other point dominates; duplicates are all kept."""
+    return [i for i, p in enumerate(points) if not any(dominates(q, p) for q in points)]
+
+
+def non_dominated_sort(points: Sequence[Point]) -> list[list[int]]:
+    """Partition the indices into fronts: front 0 is non-dominated, front k is non-dominated once
+    fronts 0..k-1 are removed (Deb's fast non-dominated sort, O(M N^2))."""
+    n = len(points)
+    dominated_by = [[] for _ in range(n)]  # i -> indices i dominates
+    count = [0] * n  # how many points dominate i
+    for i in range(n):
+        for j in range(i + 1, n):
+            if dominates(points[i], points[j]):
+                dominated_by[i].append(j)
+                count[j] += 1
+            elif dominates(points[j], points[i]):
+                dominated_by[j].append(i)
+                count[i] += 1
+    fronts: list[list[int]] = []
+    current = [i for i in range(n) if count[i] == 0]
+    while current:
+        fronts.append(current)
+        following = []
+        for i in current:
+            for j in dominated_by[i]:
+                count[j] -= 1
+                if count[j] == 0:
+                    following.append(j)
+        current = sorted(following)
+    return fronts
+
+
+def crowding_distance(points: Sequence[Point]) -> list[float]:
+    """NSGA-II crowding distance of each point within one front (larger = more isolated).
+
+    Boundary points of every coordinate get ``inf``. Distances are computed over the distinct points
+    and copied to duplicates, so equal points get equal distances whatever their order.
+    """
+    distinct = sorted(set(map(tuple, points)))
+    distance = dict.fromkeys(distinct, 0.0)
+    if len(distinct) <= 2:
+        return [math.inf] * len(points)
+    for k in range(len(distinct[0])):
+        ordered = sorted(distinct, key=lambda p: p[k])
+        low, high = ordered[0][k], ordered[-1][k]
+        distance[ordered[0]] = distance[ordered[-1]] = math.inf
+        if high == low:
+            continue
+        for left, mid, right in zip(ordered, ordered[1:], ordered[2:]):
+            distance[mid] += (right[k] - left[k]) / (high - low)
+    return [distance[tuple(p)] for p in points]
+
+
+def hypervolume(points: Sequence[Point], reference: Point) -> float:
+    """Volume dominated by ``points`` and bounded by ``reference`` (exact, by slicing).
+
+    Points that do not strictly dominate the reference in every coordinate add nothing. Intended for
+    1-3 objectives: the cost is O(n log n) in 2-D and O(n^2 log n) in 3-D.
+    """
+    inside = [tuple(p) for p in points if all(x < r for x, r in zip(p, reference))]
+    if not inside:
+        return 0.0
+    if len(reference) == 1:
+        return reference[0] - min(p[0] for p in inside)
+    if len(reference) == 2:
+        return _hypervolume_2d(inside, reference)
+    inside.sort(key=lambda p: p[-1])
+    volume = 0.0
+    for i, point in enumerate(inside):
+        upper = inside[i + 1][-1] if i + 1 < len(inside) else reference[-1]
+        if upper > point[-1]:
+            slab = hypervolume([p[:-1] for p in inside[: i + 1]], reference[:-1])
+            volume += slab * (upper - point[-1])
+    return volume
+
+
+def _hypervolume_2d(points: list[tuple[float, ...]], reference: Point) -> float:
+    """Sweep along x keeping the lowest y seen so far: the union of boxes is a staircase."""
+    volume, best_y = 0.0, reference[1]
+    for x, y in sorted(points):
+        if y < best_y:
+            volume += (reference[0] - x) * (best_y - y)
+            best_y = y
+    return volume
+
+
+def by_violation(violations: Sequence[float]) -> list[int]:
+    """Indices ordered from least to most total constraint violation (ties keep input order).
+
+    Used to rank infeasible candidates: the one closest to feasibility first, missing metrics
+    (violation ``inf``) last.
+    """
+    return sorted(range(len(violations)), key=lambda i: violations[i])

@@ -1,0 +1,180 @@
+"""Git plumbing for the archive: objects written in-process, refs moved in one transaction.
+
+Objects go through gitdb's loose-object database (zlib + temp file + rename, no subprocess), so a
+killed writer leaves either a whole object or none. Reads go through GitPython's persistent
+``git cat-file --batch`` process. Refs are only ever changed by ``git update-ref --stdin`` with one
+start/prepare/commit transaction, and (once the archive exists) only by the writer-lock holder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import git
+from git.refs.symbolic import SymbolicReference
+from gitdb import IStream, LooseObjectDB
+
+from evolve.archive.records import ArchiveError
+
+_IDENTITY = b"evolve <evolve@localhost>"
+
+
+@dataclass(frozen=True)
+class CommitData:
+    tree: str
+    parents: tuple[str, ...]
+    message: str
+
+
+class GitStore:
+    """One git repository (non-bare, so ``git checkout front`` works in it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.git_dir = path / ".git"
+        self._repo = git.Repo(path)
+        self._loose = LooseObjectDB(str(self.git_dir / "objects"))
+        self._lock: IO[bytes] | None = None  # a file object: dropping the store releases the lock
+
+    @classmethod
+    def init(cls, path: Path) -> "GitStore":
+        """Create an empty repository at ``path`` (which must not exist yet or be empty)."""
+        _git(None, "init", "--quiet", "--initial-branch=main", str(path))
+        # Reflogs are not needed (every ref the archive moves has its own history) and a reflog
+        # append is one more file a SIGKILL could cut short.
+        _git(path / ".git", "config", "core.logAllRefUpdates", "false")
+        return cls(path)
+
+    # --- objects ------------------------------------------------------------------------------
+    def write(self, kind: bytes, data: bytes) -> str:
+        """Store one object; returns its hex sha."""
+        return self._loose.store(IStream(kind, len(data), io.BytesIO(data))).hexsha.decode()
+
+    def blob(self, data: bytes) -> str:
+        return self.write(b"blob", data)
+
+    def tree(self, files: dict[str, str]) -> str:
+        """A flat tree of regular files, ``name -> blob sha``."""
+        body = b"".join(b"100644 " + name.encode() + b"\0" + bytes.fromhex(files[name])
+                        for name in sorted(files, key=str.encode))
+        return self.write(b"tree", body)
+
+    def commit(self, tree: str, parents: list[str], message: str, when: float) -> str:
+        stamp = _IDENTITY + b" %d +0000" % int(when)
+        lines = [b"tree " + tree.encode(), *(b"parent " + p.encode() for p in parents),
+                 b"author " + stamp, b"committer " + stamp]
+        return self.write(b"commit", b"\n".join(lines) + b"\n\n" + message.encode())
+
+    def read(self, sha: str) -> bytes:
+        return self._repo.odb.stream(bytes.fromhex(sha)).read()
+
+    def read_commit(self, sha: str) -> CommitData:
+        header, _, message = self.read(sha).partition(b"\n\n")
+        tree, parents = "", []
+        for line in header.split(b"\n"):
+            key, _, value = line.partition(b" ")
+            if key == b"tree":
+                tree = value.decode()
+            elif key == b"parent":
+                parents.append(value.decode())
+        return CommitData(tree, tuple(parents), message.decode())
+
+    def read_tree(self, sha: str) -> dict[str, str]:
+        """``name -> sha`` of a tree's entries."""
+        data, entries, pos = self.read(sha), {}, 0
+        while pos < len(data):
+            nul = data.index(b"\0", pos)
+            name = data[data.index(b" ", pos) + 1:nul].decode()
+            entries[name] = data[nul + 1:nul + 21].hex()
+            pos = nul + 21
+        return entries
+
+    def read_files(self, commit: str) -> dict[str, bytes]:
+        """The contents of a commit's (flat) tree."""
+        tree = self.read_tree(self.read_commit(commit).tree)
+        return {name: self.read(sha) for name, sha in tree.items()}
+
+    # --- refs ---------------------------------------------------------------------------------
+    def ref(self, name: str) -> str | None:
+        try:
+            return SymbolicReference.dereference_recursive(self._repo, name)
+        except ValueError:
+            return None
+
+    def refs(self, *prefixes: str) -> dict[str, str]:
+        """``refname -> sha`` of every ref under the given prefixes."""
+        out = _git(self.git_dir, "for-each-ref", "--format=%(objectname) %(refname)", *prefixes)
+        return {name: sha for sha, name in (line.split(" ", 1) for line in out.splitlines())}
+
+    def update_refs(self, commands: list[str]) -> None:
+        """Apply ``update-ref --stdin`` commands (``create R new``, ``update R new old``,
+        ``delete R old``) in one transaction: all of them or none."""
+        script = "\n".join(["start", *commands, "prepare", "commit", ""])
+        # git inherits the writer lock: if we are killed, git may still finish the transaction, and
+        # no new writer may start (or clear "stale" ref locks) until it has.
+        keep = (self._lock.fileno(),) if self._lock is not None else ()
+        _git(self.git_dir, "update-ref", "--stdin", input=script, pass_fds=keep)
+
+    # --- writer lock ----------------------------------------------------------------------------
+    def try_lock(self, wait_s: float = 0.0) -> bool:
+        """Take the exclusive writer lock, waiting up to ``wait_s``. It is released by
+        :meth:`close`, when this store is garbage-collected, or when this process and any git
+        child it started are gone."""
+        if self.holds_lock:
+            return True
+        lock = open(self.git_dir / "evolve-writer.lock", "ab")
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    lock.close()
+                    return False
+                time.sleep(0.02)
+        self._lock = lock
+        return True
+
+    @property
+    def holds_lock(self) -> bool:
+        return self._lock is not None
+
+    def remove_stale_ref_locks(self) -> None:
+        """Delete ``*.lock`` files a killed ``update-ref`` left behind (they block later updates).
+        Only the writer-lock holder may call this: then no transaction of ours is in flight."""
+        assert self.holds_lock, "remove_stale_ref_locks needs the writer lock"
+        for lock in [*(self.git_dir / "refs").rglob("*.lock"), self.git_dir / "packed-refs.lock"]:
+            lock.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Release the writer lock (if held) and git's helper processes."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        self._repo.close()
+
+
+def blob_id(data: bytes) -> str:
+    """The sha git gives a blob with this content, without writing it."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _git(git_dir: Path | None, *args: str, input: str | None = None,
+         pass_fds: tuple[int, ...] = ()) -> str:
+    cmd = ["git", *([f"--git-dir={git_dir}"] if git_dir else []), *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}  # no caller's GIT_DIR
+    proc = subprocess.run(cmd, input=input, capture_output=True, text=True, env=env,
+                          pass_fds=pass_fds)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
+        raise ArchiveError(f"git {args[0]} failed: {lines[-1]}")
+    return proc.stdout
