@@ -131,3 +131,34 @@ def _children_of(pid: int) -> list:
     import psutil
 
     return psutil.Process(pid).children(recursive=True)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    import random
+
+    budget = 24
+    whole = config(tmp_path / "whole", budget={"max_evaluations": budget})
+    r_whole, _ = run(whole)
+    expected = sources(r_whole.config.run_dir)
+
+    data = config(tmp_path / "killed", budget={"max_evaluations": budget})
+    path = tmp_path / "killed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    archive_dir = Path(data["run"]["output_dir"]) / "t/archive"
+    rng = random.Random(1234)
+    counts = []
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-m", "evolve.cli", "run", str(path), "--resume"],
+                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 4.0))
+        proc.kill()
+        proc.wait()
+        counts.append(len(sources(archive_dir.parent)) if archive_dir.exists() else 0)
+    assert any(0 < n < budget for n in counts), counts  # the kills really interrupted work in progress
+    rc = subprocess.run([sys.executable, "-m", "evolve.cli", "run", str(path), "--resume"], cwd=tmp_path,
+                        capture_output=True, text=True, timeout=300)
+    assert rc.returncode == 0, rc.stderr
+    assert sources(archive_dir.parent) == expected
+    fsck = subprocess.run(["git", "fsck", "--full"], cwd=archive_dir, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr
