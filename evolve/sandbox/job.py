@@ -73,7 +73,7 @@ class ProcessResult:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     peak_rss_mib: float = 0.0  # ru_maxrss of the worker process (absolute)
-    baseline_rss_mib: float = 0.0  # forkserver: the zygote's RSS at fork; fresh: 0
+    baseline_rss_mib: float = 0.0  # forkserver: the worker's RSS just before the job (zygote heap); fresh: 0
     stdout: str = ""
     stderr: str = ""
     stdout_truncated: bool = False
@@ -86,7 +86,7 @@ class ProcessResult:
 
     @property
     def peak_rss_delta_mib(self) -> float:
-        """Peak RSS above the zygote's baseline (equals the absolute figure in fresh mode)."""
+        """Peak RSS above the forkserver baseline (equals the absolute figure in fresh mode)."""
         return max(0.0, self.peak_rss_mib - self.baseline_rss_mib)
 
     def summary(self) -> dict[str, Any]:

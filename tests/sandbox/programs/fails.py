@@ -1,0 +1,1 @@
+raise RuntimeError("script failed on purpose")

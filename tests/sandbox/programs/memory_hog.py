@@ -1,0 +1,3 @@
+blocks = []
+while True:
+    blocks.append(b"\x01" * (64 << 20))

@@ -1,0 +1,172 @@
+"""What a sandboxed process cannot do: see secrets, write or read outside its lane, reach the
+network, signal outsiders, or leave processes behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from sandbox_testlib import CANDIDATES, alive, call, processes_in, wait_until
+
+import evolve
+from evolve.sandbox import Job, Limits, Sandbox
+from evolve.sandbox.containment import landlock_abi
+
+REPO = Path(evolve.__file__).resolve().parents[1]
+needs_landlock = pytest.mark.skipif(landlock_abi() < 1, reason="Landlock is not available in this kernel")
+
+
+@pytest.mark.parametrize("mode", ["fresh", "forkserver"])
+def test_environment_is_an_allowlist(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOO_API_KEY", "secret-foo")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pass@proxy:3128")
+    with Sandbox(mode, preload=("json",)) as box, box.workdir() as workdir:
+        env = box.run(call("environment"), workdir=workdir).value
+        if mode == "forkserver":  # the zygote's memory is inherited by every worker
+            zygote = _zygote_of_this_process()
+            assert "sk-secret" not in Path(f"/proc/{zygote}/environ").read_text()
+    assert not {"FOO_API_KEY", "OPENAI_API_KEY", "HTTPS_PROXY"} & set(env)
+    assert env["HOME"] == env["TMPDIR"] == str(workdir)
+    assert env["OMP_NUM_THREADS"] == "1" and env["PYTHONHASHSEED"] == "0"
+
+
+def _zygote_of_this_process() -> int:
+    import psutil
+
+    (zygote,) = [p.pid for p in psutil.Process().children() if "evolve.sandbox.zygote" in " ".join(p.cmdline())]
+    return zygote
+
+
+def test_process_state_is_locked_down(sandbox: Sandbox) -> None:
+    result = sandbox.run(call("process_state"))
+    assert result.value == {"dumpable": 0, "cap_eff": "0000000000000000", "no_new_privs": "1", "sid_is_self": True}
+    assert result.containment["not_dumpable"] and result.containment["capabilities_dropped"]
+
+
+def test_timeout_kills_the_whole_tree_including_setsid_escapees(sandbox: Sandbox) -> None:
+    with sandbox.workdir() as workdir:
+        result = sandbox.run(call("escape_and_sleep"), workdir=workdir, limits=Limits(timeout_s=2))
+        escapee = int((workdir / "escapee.pid").read_text())
+    assert result.status == "timeout"
+    assert not alive(escapee)
+    assert processes_in(sandbox.root) == []
+
+
+def test_daemon_left_by_a_finished_job_is_killed(sandbox: Sandbox) -> None:
+    with sandbox.workdir() as workdir:
+        result = sandbox.run(call("orphan_and_return"), workdir=workdir, limits=Limits(timeout_s=20))
+        daemon = int((workdir / "daemon.pid").read_text())
+    assert result.status == "ok"
+    assert not alive(daemon)
+
+
+def test_fork_bomb_is_contained(sandbox: Sandbox) -> None:
+    result = sandbox.run(call("fork_bomb"), limits=Limits(timeout_s=3, processes=16))
+    assert result.status in ("limit", "timeout")
+    if result.containment.get("pids_cgroup"):
+        assert (result.status, result.limit) == ("limit", "processes")
+    assert processes_in(sandbox.root) == []
+    assert sandbox.run(call("add", a=1)).ok  # and the machine still runs jobs
+
+
+@needs_landlock
+def test_writes_outside_the_workdir_are_refused(sandbox: Sandbox) -> None:
+    tag = uuid.uuid4().hex
+    targets = [f"/tmp/evolve-probe-{tag}", str(REPO / f"probe-{tag}"), str(Path.home() / f"probe-{tag}")]
+    try:
+        with sandbox.workdir() as workdir:
+            inside = str(workdir / "inside.txt")
+            result = sandbox.run(call("try_write", paths=[*targets, inside]), workdir=workdir)
+        assert result.containment["landlock"]
+        assert result.value == {**{t: "PermissionError" for t in targets}, inside: "written"}
+    finally:
+        for target in targets:
+            Path(target).unlink(missing_ok=True)
+
+
+@needs_landlock
+def test_repository_run_archives_and_parent_memory_are_unreadable(sandbox: Sandbox) -> None:
+    denied = [
+        str(REPO / "runs"),
+        str(REPO / "runs" / "README.md"),
+        str(REPO / "pyproject.toml"),
+        str(Path.home()),
+        "/dev/shm",
+        str(sandbox.root),  # other jobs' working directories
+        f"/proc/{os.getpid()}/environ",  # the parent's environment (API keys)
+    ]
+    allowed = [evolve.__file__, "/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/passwd"]
+    result = sandbox.run(call("try_read", paths=denied + allowed))
+    assert result.value == {**{p: "PermissionError" for p in denied}, **{p: "read" for p in allowed}}
+
+
+def test_no_network(sandbox: Sandbox) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        result = sandbox.run(call("try_connect", port=port), limits=Limits(timeout_s=20))
+    assert result.value != "connected"
+    assert result.containment["netns"]
+
+
+def test_other_processes_sysv_shared_memory_is_invisible(sandbox: Sandbox) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = 0x5EB0 + os.getpid() % 1000
+    segment = libc.shmget(key, 4096, 0o1600)  # IPC_CREAT | 0600
+    assert segment >= 0
+    try:
+        result = sandbox.run(call("try_sysv_shm", key=key))
+    finally:
+        libc.shmctl(segment, 0, None)  # IPC_RMID
+    assert result.value is False and result.containment["ipcns"]
+
+
+@pytest.mark.skipif(landlock_abi() < 6, reason="Landlock signal scoping needs ABI 6")
+def test_cannot_signal_processes_outside_the_sandbox(sandbox: Sandbox) -> None:
+    result = sandbox.run(call("try_signal", pid=os.getpid()))
+    assert result.value == "PermissionError"
+    assert result.containment["landlock_scoped"]
+
+
+def test_concurrent_runs_from_threads(sandbox: Sandbox) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda i: sandbox.run(call("echo_after", value=i, delay=0.2)), range(12)))
+    assert [r.value for r in results] == list(range(12))
+    assert wait_until(lambda: processes_in(sandbox.root) == [])
+
+
+@pytest.mark.slow
+def test_backstop_kills_a_hung_supervisor() -> None:
+    import psutil
+
+    def freeze_supervisor() -> None:
+        for proc in psutil.Process().children():
+            if any(part.endswith("supervise.py") for part in proc.cmdline()):
+                os.kill(proc.pid, signal.SIGSTOP)
+
+    with Sandbox("fresh") as box:
+        threading.Timer(0.5, freeze_supervisor).start()
+        result = box.run(call("sleep_forever"), limits=Limits(timeout_s=1))
+        assert result.status == "crashed" and "supervisor hung" in result.error
+        assert wait_until(lambda: processes_in(box.root) == [])
+        assert box.run(call("add", a=1)).ok
+
+
+@needs_landlock
+def test_symlinked_artefact_cannot_smuggle_a_file_in(sandbox: Sandbox, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"  # readable by the parent, not by a sandboxed job
+    secret.write_text("parent-only")
+    (tmp_path / "artefact.txt").symlink_to(secret)
+    files = {"candidates.py": CANDIDATES, "artefact.txt": str(tmp_path / "artefact.txt")}
+    job = Job.call("candidates:read_text", files=files, path="artefact.txt")
+    result = sandbox.run(job)
+    assert result.status == "error" and result.error.startswith("PermissionError")

@@ -1,0 +1,117 @@
+"""The forkserver zygote: baseline memory, warm-up, life cycle, restart, torch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import psutil
+import pytest
+from sandbox_testlib import alive, call, script, wait_until
+
+from evolve.sandbox import ForkServerError, Limits, Sandbox
+
+
+def zygote_pids() -> list[int]:
+    return [p.pid for p in psutil.Process().children() if "evolve.sandbox.zygote" in " ".join(p.cmdline())]
+
+
+@pytest.fixture
+def box() -> Sandbox:
+    with Sandbox("forkserver", preload=("json",)) as sandbox:
+        yield sandbox
+
+
+def test_baseline_and_delta_are_reported(box: Sandbox) -> None:
+    small = box.run(call("allocate", mb=0))
+    big = box.run(call("allocate", mb=100))
+    assert small.ok and big.ok
+    assert small.baseline_rss_mib > 5 and big.baseline_rss_mib > 5
+    assert 95 <= big.peak_rss_delta_mib - small.peak_rss_delta_mib <= 115
+
+
+def test_script_jobs_run_like_fresh_mode(box: Sandbox) -> None:
+    result = box.run(script("noop.py"))
+    assert result.ok and result.baseline_rss_mib == 0
+    assert result.peak_rss_mib < 25  # the zygote's heap is not folded into a script's peak
+
+
+def spare_supervisors() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "evolve-spare" and p.ppid() in zygote_pids()]
+
+
+def test_zygote_and_its_spare_supervisor_die_when_the_sandbox_closes() -> None:
+    sandbox = Sandbox("forkserver", preload=("json",))
+    assert sandbox.run(call("add", a=1)).ok
+    (zygote,) = zygote_pids()
+    assert wait_until(lambda: len(spare_supervisors()) == 1)  # forked ahead for the next job
+    (spare,) = spare_supervisors()
+    sandbox.close()
+    assert wait_until(lambda: not alive(zygote) and not alive(spare.pid))
+    with pytest.raises(RuntimeError, match="closed"):
+        sandbox.run(call("add", a=1))
+
+
+def test_killed_zygote_is_restarted_transparently(box: Sandbox) -> None:
+    assert box.run(call("add", a=1)).ok
+    (first,) = zygote_pids()
+    assert wait_until(lambda: len(spare_supervisors()) == 1)
+    (spare,) = spare_supervisors()
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: not alive(first) and not alive(spare.pid))
+    result = box.run(call("add", a=2))
+    assert result.ok and result.value["sum"] == 2
+    assert zygote_pids() not in ([], [first])
+
+
+def test_killed_spare_supervisor_is_replaced(box: Sandbox) -> None:
+    assert box.run(call("add", a=1)).ok
+    assert wait_until(lambda: len(spare_supervisors()) == 1)
+    (spare,) = spare_supervisors()
+    os.kill(spare.pid, signal.SIGKILL)
+    assert wait_until(lambda: not alive(spare.pid))
+    assert box.run(call("add", a=2)).value["sum"] == 2
+
+
+def test_zygote_killed_during_a_job_never_hangs_it(box: Sandbox) -> None:
+    assert box.run(call("add", a=1)).ok
+    (zygote,) = zygote_pids()
+    threading.Timer(0.3, os.kill, (zygote, signal.SIGKILL)).start()
+    result = box.run(call("echo_after", value="done", delay=1.0), limits=Limits(timeout_s=10))
+    assert result.value == "done"  # the job's supervisor does not depend on the zygote
+    assert box.run(call("add", a=3)).value["sum"] == 3
+
+
+def test_failing_preload_raises_a_one_line_error() -> None:
+    with (
+        Sandbox("forkserver", preload=("no_such_module_xyz",)) as sandbox,
+        pytest.raises(ForkServerError, match="No module named 'no_such_module_xyz'") as info,
+    ):
+        sandbox.run(call("add", a=1))
+    assert "\n" not in str(info.value)
+
+
+def test_warmup_runs_in_the_zygote_before_forking() -> None:
+    with Sandbox("forkserver", warmup="tracemalloc:start") as sandbox:
+        assert sandbox.run(call("is_tracing")).value is True
+    with Sandbox("forkserver") as sandbox:
+        assert sandbox.run(call("is_tracing")).value is False
+
+
+@pytest.mark.slow
+def test_torch_preloaded_forward_and_export_under_containment() -> None:
+    with Sandbox("forkserver", preload=("torch",)) as sandbox:
+        forward = sandbox.run(call("torch_forward"), limits=Limits(timeout_s=120))
+        assert forward.value == {"shape": [1, 2], "threads": 1}
+        assert forward.baseline_rss_mib > 100  # torch is in the zygote, not re-imported
+        exported = sandbox.run(call("torch_export"), limits=Limits(timeout_s=120))
+        assert exported.ok, exported.error
+        assert exported.value > 0 and exported.containment["landlock"]
+
+
+def test_jobs_share_the_zygotes_namespaces_with_ipc_disabled(box: Sandbox) -> None:
+    """No job can leave SysV/POSIX IPC objects behind in the namespace the jobs share."""
+    result = box.run(call("create_sysv_shm"))
+    assert result.value is False
+    assert result.containment["netns"] and result.containment["ipcns"]
