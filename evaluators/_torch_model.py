@@ -1,0 +1,518 @@
+"""Torch-model artefacts shared by the torch tasks (adder, sorter).
+
+The untrusted build process exports the candidate's model with ``torch.export`` and writes it as
+plain data; the trusted checker, which never imports the candidate, loads that data, counts the
+parameters, looks for attention and runs the evaluator's own batched greedy decoding.
+
+Why not ``torch.export.save``/``load``: a ``.pt2`` archive is not safe to load from an untrusted
+source. Loading it can unpickle with ``weights_only=False``, ``exec`` the program's guard code,
+``sympify`` (eval) shape expressions, load compiled AOTInductor libraries, and resolve a node target
+to any attribute of the ``torch`` module. The artefact here is two files instead:
+
+- ``program.json``: each exported graph as a list of nodes, every node an operator name (an ATen
+  overload such as ``aten.linear.default``, or one of a few Python operators on sizes) with
+  JSON-encoded arguments;
+- ``tensors.pt``: the parameters, buffers and lifted constants, a flat ``{name: tensor}`` dict that
+  the checker reads with ``torch.load(weights_only=True)``. ``torch.save`` stores a shared storage
+  once, so tied weights stay tied.
+
+The checker resolves each operator by name in ``torch.ops.aten`` (refusing file, printing and
+raw-memory operators) and runs the graph node by node on real tensors. No candidate Python code, no
+code generation, no pickle beyond plain tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.fx.experimental.symbolic_shapes import is_concrete_int
+
+PROGRAM_FILE = "program.json"
+TENSORS_FILE = "tensors.pt"
+ARTEFACT_FILES = (PROGRAM_FILE, TENSORS_FILE)
+GRAPH_FORMAT = "evolve-torch-graph/1"
+MAX_NODES = 20_000
+
+#: Python operators the exporter emits for arithmetic on symbolic sizes (and tuple indexing).
+PY_OPS: dict[str, Callable[..., Any]] = {
+    f"operator.{f.__name__}": f
+    for f in (
+        operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv, operator.mod,
+        operator.neg, operator.pow, operator.eq, operator.ne, operator.lt, operator.le, operator.gt,
+        operator.ge, operator.getitem,
+    )
+} | {f"torch.{f.__name__}": f for f in (torch.sym_max, torch.sym_min, torch.sym_not, torch.sym_float, torch.sym_int)}
+
+#: ATen operators refused in a candidate's graph: file and console I/O, global RNG seeding, and
+#: operators that build tensors over arbitrary memory without bounds checks.
+DENIED_OPS = frozenset({
+    "from_file", "save", "_print", "warn", "manual_seed", "seed", "set_", "set_data", "as_strided",
+    "as_strided_", "as_strided_copy", "as_strided_scatter", "_unsafe_index_put",
+    "_unsafe_masked_index_put_accumulate", "_nested_view_from_buffer", "_nested_view_from_buffer_copy",
+    "record_stream", "pin_memory", "_pin_memory",
+})
+_ATEN_NAME = re.compile(r"aten\.((?!__)[A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z][A-Za-z0-9_]*)")
+_DTYPES = {
+    str(d).removeprefix("torch."): d
+    for d in (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8,
+              torch.int16, torch.int32, torch.int64, torch.bool)
+}
+_LAYOUTS = {"strided": torch.strided}
+_MEMORY_FORMATS = {"contiguous_format": torch.contiguous_format, "preserve_format": torch.preserve_format}
+#: Operators that normalise attention scores.
+SOFTMAX_OPS = frozenset({
+    "aten.softmax.int", "aten._softmax.default", "aten._safe_softmax.default",
+    "aten.scaled_dot_product_attention.default", "aten._scaled_dot_product_flash_attention_for_cpu.default",
+    "aten._scaled_dot_product_attention_math.default", "aten._native_multi_head_attention.default",
+})
+
+
+class ArtefactError(ValueError):
+    """The model cannot be exported, or an artefact is malformed or uses a refused operator."""
+
+
+# --- export (build process, untrusted) ------------------------------------------------------------
+
+
+def export_model(model: nn.Module, prompts: torch.Tensor, max_len: int) -> list[tuple[int | None, Any]]:
+    """Export ``model`` for every sequence length from ``prompts.shape[1]`` to ``max_len``.
+
+    First one export with dynamic batch and sequence dims (``[(None, program)]``); if that fails or
+    the sequence length gets specialised, one export per length (``[(length, program), ...]``).
+    The batch dim must stay dynamic either way, because the checker decodes in chunks.
+    """
+    model.eval()
+    auto = torch.export.Dim.AUTO
+    try:
+        program = _export(model, prompts, {0: auto, 1: auto})
+        if _is_dynamic(program, 1):
+            return [(None, program)]
+    except Exception:  # fall back to one export per length; its own failure is reported
+        pass
+    programs = []
+    for length in range(prompts.shape[1], max_len + 1):
+        pad = prompts.new_zeros(prompts.shape[0], length - prompts.shape[1])
+        programs.append((length, _export(model, torch.cat([prompts, pad], 1), {0: auto, 1: None})))
+    return programs
+
+
+def _export(model: nn.Module, example: torch.Tensor, dims: dict[int, Any]) -> Any:
+    try:
+        with torch.no_grad():
+            program = torch.export.export(model, (example,), dynamic_shapes=(dims,), strict=False)
+    except Exception as exc:
+        raise ArtefactError(f"torch.export failed: {_one_line(exc)}") from exc
+    if not _is_dynamic(program, 0):
+        raise ArtefactError("torch.export specialised the batch size; the model must accept any batch size")
+    return program
+
+
+def _is_dynamic(program: Any, dim: int) -> bool:
+    spec = next(s for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT")
+    node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == spec.arg.name)
+    return not is_concrete_int(node.meta["val"].shape[dim])  # a specialised dim is a constant SymInt
+
+
+def save_program(exports: Sequence[tuple[int | None, Any]], directory: Path) -> None:
+    """Write ``program.json`` and ``tensors.pt`` for the exports of one model into ``directory``."""
+    tensors: dict[str, torch.Tensor] = {}
+    graphs = [_graph_to_json(i, length, program, tensors) for i, (length, program) in enumerate(exports)]
+    doc = {"format": GRAPH_FORMAT, "graphs": graphs}
+    (directory / PROGRAM_FILE).write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
+    torch.save(tensors, directory / TENSORS_FILE)
+
+
+def _graph_to_json(index: int, length: int | None, program: Any, tensors: dict[str, torch.Tensor]) -> dict:
+    kinds = {"PARAMETER": "parameter", "BUFFER": "buffer", "CONSTANT_TENSOR": "constant", "USER_INPUT": "input"}
+    inputs = []
+    for spec in program.graph_signature.input_specs:
+        kind = kinds.get(spec.kind.name)
+        if kind is None:
+            raise ArtefactError(f"unsupported graph input {spec.arg.name!r} of kind {spec.kind.name}")
+        entry = {"name": spec.arg.name, "kind": kind}
+        if kind != "input":
+            value = program.state_dict[spec.target] if spec.target in program.state_dict else program.constants[spec.target]
+            if not isinstance(value, torch.Tensor):
+                raise ArtefactError(f"graph input {spec.target!r} is not a tensor")
+            entry["tensor"] = f"{index}/{spec.arg.name}"
+            tensors[entry["tensor"]] = value.detach()
+        inputs.append(entry)
+    outputs = program.graph_signature.output_specs
+    if [s.kind.name for s in outputs] != ["USER_OUTPUT"]:
+        raise ArtefactError("forward must return one tensor and must not modify its parameters or buffers")
+    nodes, output = [], None
+    for node in program.graph.nodes:
+        if node.op == "call_function":
+            op, args, kwargs = _op_name(node.target), _encode(node.args), _encode(node.kwargs)
+            nodes.append({"name": node.name, "op": op, "args": args, "kwargs": kwargs})
+        elif node.op == "output":
+            output = _encode(node.args[0][0])
+        elif node.op != "placeholder":
+            raise ArtefactError(f"unsupported graph node {node.name!r} ({node.op})")
+    return {"seq_len": length, "inputs": inputs, "nodes": nodes, "output": output}
+
+
+def _op_name(target: Any) -> str:
+    if isinstance(target, torch._ops.OpOverload):
+        name = f"aten.{target._opname}.{target._overloadname}"
+        if target.namespace == "aten" and _resolve_op(name) is target:
+            return name
+    for name, fn in PY_OPS.items():
+        if fn is target:
+            return name
+    raise ArtefactError(f"unsupported operator in the exported graph: {getattr(target, '__name__', target)}")
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, torch.fx.Node):
+        return {"node": value.name}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"kwargs": {k: _encode(v) for k, v in value.items()}}
+    if isinstance(value, torch.dtype):
+        return {"dtype": str(value).removeprefix("torch.")}
+    if isinstance(value, torch.device):
+        return {"device": str(value)}
+    if isinstance(value, torch.layout):
+        return {"layout": str(value).removeprefix("torch.")}
+    if isinstance(value, torch.memory_format):
+        return {"memory_format": str(value).removeprefix("torch.")}
+    raise ArtefactError(f"unsupported argument in the exported graph: {type(value).__name__}")
+
+
+# --- load and run (checker process, trusted) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    kind: str  # parameter | buffer | constant | input
+    tensor: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    op: str
+    fn: Callable[..., Any]
+    args: tuple
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Graph:
+    seq_len: int | None
+    inputs: tuple[Input, ...]
+    nodes: tuple[Node, ...]
+    output: Any
+
+    def __call__(self, tokens: torch.Tensor) -> Any:
+        env: dict[str, Any] = {i.name: tokens if i.kind == "input" else i.tensor for i in self.inputs}
+        stored = [tokens] + [i.tensor for i in self.inputs if i.tensor is not None]
+        versions = [t._version for t in stored]
+        for node in self.nodes:
+            env[node.name] = node.fn(*_bind(node.args, env), **_bind(node.kwargs, env))
+        if [t._version for t in stored] != versions:
+            raise ArtefactError("the model modified its input or its own tensors during forward")
+        return _bind(self.output, env)
+
+
+class Program:
+    """A loaded artefact: callable on a ``[B, T]`` token tensor, returning the model's scores."""
+
+    def __init__(self, graphs: Sequence[Graph]):
+        self.graphs = tuple(graphs)
+        self._by_len = {g.seq_len: g for g in self.graphs}
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        graph = self._by_len.get(None) or self._by_len.get(tokens.shape[1])
+        if graph is None:
+            raise ArtefactError(f"the artefact has no graph for sequence length {tokens.shape[1]}")
+        with torch.no_grad():
+            out = graph(tokens)
+        if not isinstance(out, torch.Tensor):
+            raise ArtefactError(f"the model returned {type(out).__name__}, expected a tensor of scores")
+        return out
+
+    def tensors(self) -> list[tuple[str, torch.Tensor]]:
+        """(kind, tensor) of every stored tensor, over all graphs, before de-duplication."""
+        return [(i.kind, i.tensor) for g in self.graphs for i in g.inputs if i.tensor is not None]
+
+
+def load_program(directory: Path) -> Program:
+    """Load and validate an artefact written by :func:`save_program`; raises :class:`ArtefactError`."""
+    try:
+        doc = json.loads((directory / PROGRAM_FILE).read_text(encoding="utf-8"))
+        tensors = torch.load(directory / TENSORS_FILE, weights_only=True, map_location="cpu")
+    except Exception as exc:  # unreadable file, bad JSON, refused pickle, broken zip: all the artefact's fault
+        raise ArtefactError(f"cannot read the artefact: {_one_line(exc)}") from None
+    if not isinstance(doc, dict) or doc.get("format") != GRAPH_FORMAT or not isinstance(doc.get("graphs"), list):
+        raise ArtefactError(f"{PROGRAM_FILE} is not a {GRAPH_FORMAT} document")
+    if not isinstance(tensors, dict) or not all(isinstance(k, str) and _plain_tensor(v) for k, v in tensors.items()):
+        raise ArtefactError(f"{TENSORS_FILE} must hold a dict of dense CPU tensors of a plain dtype")
+    if not doc["graphs"]:
+        raise ArtefactError(f"{PROGRAM_FILE} holds no graph")
+    return Program([_graph_from_json(g, tensors) for g in doc["graphs"]])
+
+
+def _plain_tensor(t: Any) -> bool:
+    return type(t) is torch.Tensor and t.layout == torch.strided and t.device.type == "cpu" and t.dtype in _DTYPES.values()
+
+
+def _graph_from_json(doc: Any, tensors: dict[str, torch.Tensor]) -> Graph:
+    _expect(isinstance(doc, dict) and set(doc) == {"seq_len", "inputs", "nodes", "output"}, "malformed graph")
+    seq_len = doc["seq_len"]
+    _expect(seq_len is None or (type(seq_len) is int and 0 < seq_len <= 100_000), "bad seq_len")
+    _expect(isinstance(doc["inputs"], list) and isinstance(doc["nodes"], list), "malformed graph")
+    _expect(len(doc["nodes"]) <= MAX_NODES, f"more than {MAX_NODES} nodes")
+    names: set[str] = set()
+    inputs = []
+    for entry in doc["inputs"]:
+        _expect(isinstance(entry, dict) and entry.get("kind") in ("parameter", "buffer", "constant", "input"), "bad input")
+        name = _new_name(entry.get("name"), names)
+        if entry["kind"] == "input":
+            _expect(set(entry) == {"name", "kind"}, "bad input")
+            inputs.append(Input(name, "input", None))
+        else:
+            key = entry.get("tensor")
+            _expect(set(entry) == {"name", "kind", "tensor"} and isinstance(key, str) and key in tensors, f"input {name!r} has no tensor")
+            inputs.append(Input(name, entry["kind"], tensors[key]))
+    _expect(sum(i.kind == "input" for i in inputs) == 1, "the graph must take exactly one input (the tokens)")
+    nodes = []
+    for entry in doc["nodes"]:
+        _expect(isinstance(entry, dict) and set(entry) == {"name", "op", "args", "kwargs"}, "malformed node")
+        op = entry["op"]
+        _expect(isinstance(op, str), "malformed node")
+        fn = PY_OPS.get(op) or _resolve_op(op)
+        args = _decode(entry["args"], names)
+        kwargs = _decode(entry["kwargs"], names)
+        _expect(isinstance(args, list) and isinstance(kwargs, dict), "malformed node arguments")
+        nodes.append(Node(_new_name(entry["name"], names), op, fn, tuple(args), kwargs))
+    return Graph(seq_len, tuple(inputs), tuple(nodes), _decode(doc["output"], names))
+
+
+def _resolve_op(name: str) -> torch._ops.OpOverload:
+    match = _ATEN_NAME.fullmatch(name)
+    if not match:
+        raise ArtefactError(f"unsupported operator {name[:80]!r}")
+    op_name, overload = match.groups()
+    if op_name in DENIED_OPS:
+        raise ArtefactError(f"operator {name!r} is not allowed in a model")
+    try:
+        op = getattr(getattr(torch.ops.aten, op_name), overload)
+    except (AttributeError, RuntimeError):
+        raise ArtefactError(f"unknown operator {name!r}") from None
+    if not isinstance(op, torch._ops.OpOverload):
+        raise ArtefactError(f"unknown operator {name!r}")
+    return op
+
+
+def _new_name(name: Any, names: set[str]) -> str:
+    _expect(isinstance(name, str) and 0 < len(name) <= 200 and name not in names, f"bad or duplicate node name {name!r:.80}")
+    names.add(name)
+    return name
+
+
+def _decode(value: Any, names: set[str]) -> Any:
+    """Turn JSON back into operator arguments; node references become :class:`_Ref`."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list):
+        return [_decode(v, names) for v in value]
+    _expect(isinstance(value, dict) and len(value) == 1, f"bad argument {value!r:.80}")
+    (tag, v), = value.items()
+    if tag == "node":
+        _expect(isinstance(v, str) and v in names, f"reference to an undefined node {v!r:.80}")
+        return _Ref(v)
+    if tag == "kwargs":
+        _expect(isinstance(v, dict), "bad kwargs")
+        return {str(k): _decode(x, names) for k, x in v.items()}
+    table = {"dtype": _DTYPES, "device": {"cpu": torch.device("cpu")}, "layout": _LAYOUTS, "memory_format": _MEMORY_FORMATS}
+    _expect(tag in table and isinstance(v, str) and v in table[tag], f"bad argument {value!r:.80}")
+    return table[tag][v]
+
+
+@dataclass(frozen=True)
+class _Ref:
+    name: str
+
+
+def _bind(value: Any, env: dict[str, Any]) -> Any:
+    if isinstance(value, _Ref):
+        return env[value.name]
+    if isinstance(value, list):
+        return [_bind(v, env) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_bind(v, env) for v in value)
+    if isinstance(value, dict):
+        return {k: _bind(v, env) for k, v in value.items()}
+    return value
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:300]
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise ArtefactError(f"{PROGRAM_FILE}: {message}")
+
+
+# --- measurements (checker) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParameterCount:
+    """How many values a model stores. Every figure de-duplicates tensors sharing memory (tying).
+
+    ``unique`` is the AdderBoard count: elements of every parameter, buffer and lifted constant
+    (a 0-d constant counts as 1), each tied tensor once. Boolean tensors are left out of it and
+    reported as ``masks``: they say which positions may attend, like ``is_causal=True``, rather
+    than store numeric values. Numbers written as literals in ``forward`` are part of the graph,
+    not tensors, and are not counted (as in the reference counts). With one graph per sequence
+    length, a constant created inside ``forward`` exists once per graph and is counted so.
+    """
+
+    unique: int
+    numel: int  # parameter elements only
+    nonzero: int  # non-zero elements among ``unique``
+    constants: int  # buffer and lifted-constant elements, masks included
+    masks: int  # boolean elements
+
+
+def count_parameters(program: Program) -> ParameterCount:
+    seen: dict[tuple, tuple[str, torch.Tensor]] = {}
+    for kind, t in program.tensors():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+        if key not in seen or kind == "parameter":
+            seen[key] = (kind, t)
+    unique = numel = nonzero = constants = masks = 0
+    for kind, t in seen.values():
+        n = t.numel()
+        numel += n if kind == "parameter" else 0
+        constants += n if kind != "parameter" else 0
+        if t.dtype == torch.bool:
+            masks += n
+        else:
+            unique += n
+            nonzero += int(torch.count_nonzero(t))
+    return ParameterCount(unique, numel, nonzero, constants, masks)
+
+
+def attention_ops(program: Program) -> int:
+    """Score-normalising operations in the graph (the least over graphs when there are several).
+
+    Counts softmax and fused attention operators, and softmax written out by hand: a division of
+    ``exp(s)`` by an expression over ``sum(exp(s))`` (which also covers the +1 variant).
+    """
+    return min(_attention_ops(g) for g in program.graphs)
+
+
+def _attention_ops(graph: Graph) -> int:
+    by_name = {n.name: n for n in graph.nodes}
+
+    def ancestors(value: Any, depth: int) -> Iterator[Node]:
+        if isinstance(value, _Ref) and value.name in by_name and depth >= 0:
+            node = by_name[value.name]
+            yield node
+            for arg in node.args:
+                yield from ancestors(arg, depth - 1)
+
+    count = 0
+    for node in graph.nodes:
+        if node.op in SOFTMAX_OPS:
+            count += 1
+        elif node.op == "aten.div.Tensor" and len(node.args) == 2 and isinstance(node.args[0], _Ref):
+            top = by_name.get(node.args[0].name)
+            if top is not None and top.op == "aten.exp.default":
+                sums = (a for a in ancestors(node.args[1], 3) if a.op.startswith("aten.sum."))
+                count += any(s.args and s.args[0] == node.args[0] for s in sums)
+    return count
+
+
+def float_literals(program: Program) -> int:
+    """Float constants written into the graph (free under the counting rules; reported for honesty)."""
+    def floats(value: Any) -> int:
+        if isinstance(value, float):
+            return 1
+        if isinstance(value, (list, tuple)):
+            return sum(floats(v) for v in value)
+        if isinstance(value, dict):
+            return sum(floats(v) for v in value.values())
+        return 0
+
+    return max(sum(floats(n.args) + floats(n.kwargs) for n in g.nodes) for g in program.graphs)
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+
+def generate(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    prompts: torch.Tensor,
+    steps: int,
+    *,
+    forbidden: Sequence[int] = (),
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """Greedy autoregressive decoding of every row of ``prompts``; returns the ``[B, steps]`` tokens.
+
+    Each step feeds the whole sequence so far, takes ``scores[:, -1, :]``, drops the ``forbidden``
+    tokens and appends the argmax. Rows run in near-equal chunks of at most ``chunk_size``, which
+    bounds memory and keeps every chunk at two rows or more (the exported batch dim starts at 2).
+    """
+    if prompts.shape[0] == 0:
+        return prompts.new_zeros(0, steps)
+    chunks = math.ceil(prompts.shape[0] / chunk_size)
+    return torch.cat([_generate_chunk(model, part, steps, forbidden) for part in torch.tensor_split(prompts, chunks)])
+
+
+def _generate_chunk(model: Callable, seq: torch.Tensor, steps: int, forbidden: Sequence[int]) -> torch.Tensor:
+    start = seq.shape[1]
+    for _ in range(steps):
+        scores = model(seq)
+        if not (scores.dim() == 3 and scores.shape[0] == seq.shape[0] and scores.shape[2] > 0 and scores.is_floating_point()):
+            shape = f"{list(scores.shape)} ({scores.dtype})"
+            raise ArtefactError(f"the model returned scores of shape {shape}, expected [B, T, V] floats")
+        last = scores[:, -1, :]
+        if forbidden:
+            last = last.clone()
+            last[:, [t for t in forbidden if t < last.shape[1]]] = -math.inf
+        seq = torch.cat([seq, last.argmax(-1, keepdim=True)], dim=1)
+    return seq[:, start:]
+
+
+# --- zygote warm-up -------------------------------------------------------------------------------
+
+
+class _Toy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(4, 2)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)
+        return torch.softmax(x @ x.transpose(1, 2), -1) @ x
+
+
+def warmup() -> None:
+    """Export, save, load and run a toy model once, so forked builds and checks start warm."""
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_program(export_model(_Toy(), torch.zeros(3, 4, dtype=torch.long), 5), Path(tmp))
+        program = load_program(Path(tmp))
+        generate(program, torch.zeros(3, 4, dtype=torch.long), 1)

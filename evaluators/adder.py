@@ -1,0 +1,429 @@
+"""The ``adder`` task: the smallest transformer that adds two 10-digit numbers (AdderBoard rules).
+
+A candidate is a Python module defining two names:
+
+``FORMAT``
+    A dict of plain data (no code) saying how the evaluator writes a prompt and reads the answer.
+    Every key is required and checked; an unknown key, a wrong type or a token id outside
+    ``[0, 1024)`` makes the candidate ``invalid``. Two kinds:
+
+    - ``"digits"``: ``base`` (must be 10), ``width`` (10-16 digits per operand, zero-padded),
+      ``operand_order`` (``"msb"`` or ``"lsb"``: digit order of a and b), ``prefix`` (token ids
+      before a, e.g. a BOS), ``plus`` and ``equals`` (separator token ids; lists, possibly empty),
+      ``answer_len`` (11-17 digits generated), ``answer_order`` (``"msb"`` or ``"lsb"``). Digit d is
+      token d. Prompt: prefix, a, plus, b, equals.
+    - ``"bit-pairs"``: ``width`` (35-60 bits, least significant first, each prompt token
+      ``2*a_i + b_i``), then ``suffix`` (token ids, e.g. a start state), ``answer_len`` (35-62),
+      ``answer_order``. Binary pair tokens are not AdderBoard's decimal digits, so such a candidate
+      is recorded with ``info["adderboard_eligible"] = False``.
+
+    An answer digit is the generated token mod the base (10 for digits, 2 for bit-pairs), so a model
+    may emit richer tokens (e.g. sum bit + 2 * carry) and still be read.
+
+``build_model() -> torch.nn.Module``
+    The model, whose ``forward(tokens: LongTensor[B, T])`` returns scores ``[B, T', V]``; the
+    evaluator uses ``scores[:, -1, :]``. Weights may be set by hand or solved inside ``build_model``.
+
+The generation loop is the evaluator's, not the candidate's: greedy, one token at a time, fed back,
+batched over all cases, ``answer_len`` steps.
+
+Evaluation runs in two sandboxed processes (see ``evaluators/_torch_model.py`` for the artefact):
+
+1. ``build`` (untrusted): imports the candidate, validates ``FORMAT``, calls ``build_model()``,
+   exports the model with ``torch.export`` and writes ``program.json``, ``tensors.pt`` and
+   ``format.json``. Its return value is used for nothing but an ``invalid`` reason.
+2. ``check`` (trusted, a fresh process that never imported the candidate): loads the artefact,
+   re-validates the format, decodes the 10,010 reference cases (10 edge cases, then 10,000 pairs
+   from ``random.Random(2025)``) and ``hidden_cases`` pairs from a hidden seed, counts parameters.
+   The hidden cases come from ``sha256(hidden_seed, sha256 of the artefact)``: even a candidate that
+   learns the run's ``hidden_seed`` cannot know its cases before its artefact is fixed.
+   ``hidden_seed`` None draws a fresh one from ``os.urandom``; both seeds are in ``info``.
+   Expected sums are computed only after all decoding, so the model cannot find them in memory.
+
+Metrics: ``accuracy``/``correct`` (reference set), ``hidden_accuracy``, ``params_unique``,
+``params_numel``, ``params_nonzero``, ``constants_numel``, ``mask_numel``, ``attention_ops``,
+``build_s``, ``check_s`` and ``peak_rss_mib`` (build process peak RSS above the zygote).
+
+Counting (:class:`evaluators._torch_model.ParameterCount`): ``params_unique`` is the AdderBoard
+count, the elements of every parameter, buffer and lifted constant tensor, each tied tensor (one
+storage under several names) once; a 0-d lifted constant counts 1 like any other stored value.
+Boolean tensors are attention masks, structure like ``is_causal=True``, so they are left out of
+``params_unique`` and reported as ``mask_numel``; a candidate with one is marked not AdderBoard
+eligible in ``info`` (binary46's 70x70 routing mask is task-specific). Numbers written as literals
+in ``forward`` are part of the graph, not tensors: free, as in the reference counts, and reported
+as ``info["float_literals"]``. ``attention_ops`` counts softmax and fused attention operators and
+hand-written softmax (exp divided by a sum of the same exp); AdderBoard needs one self-attention.
+
+Objectives: ``params_unique`` and ``params_nonzero``, both minimised. Constraints: ``accuracy``
+and ``hidden_accuracy`` >= 0.99, ``attention_ops`` >= 1. Options: ``hidden_seed`` (int or None),
+``hidden_cases`` (2000), ``build_timeout_s`` and ``check_timeout_s`` (120 s each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import stat
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from evaluators._torch_model import (
+    ARTEFACT_FILES,
+    ArtefactError,
+    attention_ops,
+    count_parameters,
+    export_model,
+    float_literals,
+    generate,
+    load_program,
+    save_program,
+)
+from evolve.evaluation import EvalResult
+from evolve.sandbox import Job, Limits, Sandbox
+from evolve.tasks import Constraint, Objective, Task, TaskError
+
+MAX_OPERAND = 9_999_999_999
+EDGE_CASES = (
+    (0, 0), (0, 1), (9_999_999_999, 0), (9_999_999_999, 1), (9_999_999_999, 9_999_999_999),
+    (5_000_000_000, 5_000_000_000), (1_111_111_111, 8_888_888_889), (1_234_567_890, 9_876_543_210),
+    (9_999_999_999, 9_999_999_999), (1, 9_999_999_999),
+)
+REFERENCE_SEED = 2025
+REFERENCE_RANDOM = 10_000
+MAX_TOKEN = 1024
+CANDIDATE_FILE = "candidate.py"
+FORMAT_FILE = "format.json"
+MAX_ARTEFACT_BYTES = 64 << 20
+CHUNK_SIZE = 1024
+
+
+# --- prompt formats ---------------------------------------------------------------------------------
+
+
+class FormatError(ValueError):
+    """``FORMAT`` is malformed; the message is one line naming the key."""
+
+
+def _int(lo: int, hi: int):
+    def check(key: str, v: Any) -> int:
+        if type(v) is not int or not lo <= v <= hi:
+            raise FormatError(f"FORMAT[{key!r}] must be an int in [{lo}, {hi}], got {v!r:.40}")
+        return v
+    return check
+
+
+def _choice(*options: str):
+    def check(key: str, v: Any) -> str:
+        if v not in options:
+            raise FormatError(f"FORMAT[{key!r}] must be one of {', '.join(map(repr, options))}, got {v!r:.40}")
+        return v
+    return check
+
+
+def _tokens(most: int):
+    def check(key: str, v: Any) -> tuple[int, ...]:
+        if not isinstance(v, (list, tuple)) or len(v) > most:
+            raise FormatError(f"FORMAT[{key!r}] must be a list of at most {most} token ids, got {v!r:.40}")
+        for t in v:
+            if type(t) is not int or not 0 <= t < MAX_TOKEN:
+                raise FormatError(f"FORMAT[{key!r}]: token id {t!r:.20} is not an int in [0, {MAX_TOKEN})")
+        return tuple(v)
+    return check
+
+
+_ORDER = _choice("msb", "lsb")
+_SCHEMAS = {
+    "digits": {
+        "base": _int(10, 10), "width": _int(10, 16), "operand_order": _ORDER, "prefix": _tokens(8),
+        "plus": _tokens(4), "equals": _tokens(4), "answer_len": _int(11, 17), "answer_order": _ORDER,
+    },
+    "bit-pairs": {"width": _int(35, 60), "suffix": _tokens(8), "answer_len": _int(35, 62), "answer_order": _ORDER},
+}
+
+
+@dataclass(frozen=True)
+class Format:
+    """A validated ``FORMAT``: how to encode a batch of (a, b) and decode the generated tokens."""
+
+    kind: str
+    width: int
+    answer_len: int
+    answer_order: str
+    base: int = 2
+    operand_order: str = "lsb"
+    prefix: tuple[int, ...] = ()
+    plus: tuple[int, ...] = ()
+    equals: tuple[int, ...] = ()
+    suffix: tuple[int, ...] = ()
+
+    @property
+    def prompt_len(self) -> int:
+        if self.kind == "bit-pairs":
+            return self.width + len(self.suffix)
+        return len(self.prefix) + 2 * self.width + len(self.plus) + len(self.equals)
+
+    def encode(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``[B]`` int64 operands -> ``[B, prompt_len]`` token ids."""
+        def const(tokens: tuple[int, ...]) -> torch.Tensor:
+            return torch.tensor(tokens, dtype=torch.long).expand(a.shape[0], len(tokens))
+
+        if self.kind == "bit-pairs":
+            pairs = 2 * _digits(a, 2, self.width, "lsb") + _digits(b, 2, self.width, "lsb")
+            return torch.cat([pairs, const(self.suffix)], 1)
+        da, db = (_digits(x, self.base, self.width, self.operand_order) for x in (a, b))
+        return torch.cat([const(self.prefix), da, const(self.plus), db, const(self.equals)], 1)
+
+    def decode(self, generated: torch.Tensor) -> torch.Tensor:
+        """``[B, answer_len]`` generated tokens -> ``[B]`` int64 values (digit = token mod base)."""
+        digits = generated % self.base
+        if self.answer_order == "msb":
+            digits = digits.flip(1)
+        weights = self.base ** torch.arange(self.answer_len, dtype=torch.long)
+        return (digits * weights).sum(1)
+
+    def to_json(self) -> dict[str, Any]:
+        keys = ("kind", *_SCHEMAS[self.kind])
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if k in keys}
+
+
+def parse_format(value: Any) -> Format:
+    """Validate a candidate's ``FORMAT``; raises :class:`FormatError` with a one-line reason."""
+    if not isinstance(value, dict):
+        raise FormatError(f"FORMAT must be a dict, got {type(value).__name__}")
+    kind = value.get("kind")
+    if kind not in _SCHEMAS:
+        raise FormatError(f"FORMAT['kind'] must be one of {', '.join(map(repr, _SCHEMAS))}, got {kind!r:.40}")
+    schema = _SCHEMAS[kind]
+    unknown = sorted(set(value) - set(schema) - {"kind"}, key=str)
+    if unknown:
+        raise FormatError(f"FORMAT has unknown key {unknown[0]!r:.40} for kind {kind!r} (known: {', '.join(schema)})")
+    missing = [k for k in schema if k not in value]
+    if missing:
+        raise FormatError(f"FORMAT is missing {missing[0]!r} (kind {kind!r} needs: {', '.join(schema)})")
+    return Format(kind=kind, **{k: check(k, value[k]) for k, check in schema.items()})
+
+
+def _digits(x: torch.Tensor, base: int, width: int, order: str) -> torch.Tensor:
+    place = base ** torch.arange(width, dtype=torch.long)  # least significant first
+    digits = (x.unsqueeze(1) // place) % base
+    return digits.flip(1) if order == "msb" else digits
+
+
+# --- cases --------------------------------------------------------------------------------------------
+
+
+def random_cases(seed: int, n: int) -> list[tuple[int, int]]:
+    rng = random.Random(seed)
+    return [(rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND)) for _ in range(n)]
+
+
+def reference_cases() -> list[tuple[int, int]]:
+    """The AdderBoard test set: 10 edge cases, then 10,000 pairs from ``random.Random(2025)``."""
+    return list(EDGE_CASES) + random_cases(REFERENCE_SEED, REFERENCE_RANDOM)
+
+
+def _operands(cases: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.tensor(cases, dtype=torch.long).view(-1, 2)
+    return t[:, 0], t[:, 1]
+
+
+def _case_seed(hidden_seed: int, digest: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{hidden_seed}:{digest}".encode()).digest()[:8], "big") >> 1
+
+
+# --- sandboxed phases -------------------------------------------------------------------------------
+
+
+def build(program: str, out: str = ".") -> dict[str, Any]:
+    """Build phase (untrusted process): candidate file -> artefact files in ``out``."""
+    torch.set_num_threads(1)
+    module = _import_candidate(Path(program))
+    if not hasattr(module, "FORMAT"):
+        return _invalid("the program defines no FORMAT dict")
+    try:
+        fmt = parse_format(module.FORMAT)
+    except FormatError as exc:
+        return _invalid(str(exc))
+    build_model = getattr(module, "build_model", None)
+    if not callable(build_model):
+        return _invalid("the program defines no build_model() function")
+    model = build_model()
+    if not isinstance(model, nn.Module):
+        return _invalid(f"build_model() returned {type(model).__name__}, expected a torch.nn.Module")
+    prompts = fmt.encode(*_operands(reference_cases()[len(EDGE_CASES):][:3]))
+    exports = export_model(model, prompts, fmt.prompt_len + fmt.answer_len - 1)
+    save_program(exports, Path(out))
+    (Path(out) / FORMAT_FILE).write_text(json.dumps(fmt.to_json()), encoding="utf-8")
+    return {"status": "ok"}
+
+
+def _import_candidate(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("candidate", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["candidate"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _invalid(reason: str) -> dict[str, Any]:
+    return {"status": "invalid", "error": reason}
+
+
+def check(hidden_seed: int | None = None, hidden_cases: int = 2000, directory: str = ".") -> dict[str, Any]:
+    """Check phase (trusted process): artefact -> metrics. Never imports candidate code."""
+    torch.set_num_threads(1)
+    root = Path(directory)
+    digest = _digest(root)
+    try:
+        fmt = parse_format(json.loads((root / FORMAT_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:  # FormatError and JSON errors are ValueErrors
+        return {"status": "invalid", "error": f"{FORMAT_FILE}: {exc}"[:300]}
+    program = load_program(root)
+    seed = hidden_seed if hidden_seed is not None else int.from_bytes(os.urandom(8), "big") >> 1
+    case_seed = _case_seed(seed, digest)
+    reference, hidden = reference_cases(), random_cases(case_seed, hidden_cases)
+    start = time.perf_counter()
+    answers = [_answers(program, fmt, cases) for cases in (reference, hidden)]
+    decode_s = time.perf_counter() - start
+    # The expected sums exist only from here on, after the model has run.
+    ref_right, hidden_right = (got == sum(_operands(cases)) for got, cases in zip(answers, (reference, hidden)))
+    counts = count_parameters(program)
+    metrics = {
+        "accuracy": int(ref_right.sum()) / len(reference),
+        "correct": int(ref_right.sum()),
+        "hidden_accuracy": int(hidden_right.sum()) / hidden_cases,
+        "params_unique": counts.unique,
+        "params_numel": counts.numel,
+        "params_nonzero": counts.nonzero,
+        "constants_numel": counts.constants,
+        "mask_numel": counts.masks,
+        "attention_ops": attention_ops(program),
+    }
+    info = {
+        "hidden_seed": seed,
+        "hidden_case_seed": case_seed,
+        "hidden_cases": hidden_cases,
+        "artefact_sha256": digest,
+        "export": "dynamic" if program.graphs[0].seq_len is None else f"{len(program.graphs)} fixed lengths",
+        "format": fmt.to_json(),
+        "float_literals": float_literals(program),
+        "decode_s": round(decode_s, 4),
+        **_eligibility(fmt, metrics),
+    }
+    return {"status": "ok", "metrics": metrics, "info": info}
+
+
+def _answers(program: Any, fmt: Format, cases: list[tuple[int, int]]) -> torch.Tensor:
+    """The model's sums for ``cases``, through the evaluator's own greedy loop."""
+    prompts = fmt.encode(*_operands(cases))
+    return fmt.decode(generate(program, prompts, fmt.answer_len, chunk_size=CHUNK_SIZE))
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for name in (*ARTEFACT_FILES, FORMAT_FILE):
+        h.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _eligibility(fmt: Format, metrics: dict[str, Any]) -> dict[str, Any]:
+    reasons = []
+    if fmt.kind == "bit-pairs":
+        reasons.append("binary bit-pair tokens instead of decimal digits")
+    if metrics["mask_numel"]:
+        reasons.append(f"{metrics['mask_numel']} boolean constant elements (a task-specific attention mask?)")
+    if not metrics["attention_ops"]:
+        reasons.append("no self-attention found in the graph")
+    return {"adderboard_eligible": not reasons, "ineligible_because": reasons}
+
+
+# --- the task ---------------------------------------------------------------------------------------
+
+
+class AdderTask(Task):
+    name = "adder"
+    description = "Smallest transformer adding two 10-digit numbers (AdderBoard rules): >= 99% on the reference and a hidden set."
+    objectives = (Objective("params_unique", "min", "params"), Objective("params_nonzero", "min", "params"))
+    constraints = (
+        Constraint("accuracy", ">=", 0.99),
+        Constraint("hidden_accuracy", ">=", 0.99),
+        Constraint("attention_ops", ">=", 1),
+    )
+    isolation = "forkserver"
+    preload = ("torch", "evaluators.adder")
+    warmup = "evaluators._torch_model:warmup"
+    default_options = {"hidden_seed": None, "hidden_cases": 2000, "build_timeout_s": 120.0, "check_timeout_s": 120.0}
+
+    def validate_options(self) -> None:
+        o = self.options
+        if o["hidden_seed"] is not None and type(o["hidden_seed"]) is not int:
+            raise TaskError(f"adder: hidden_seed must be an int or null, got {o['hidden_seed']!r}")
+        if type(o["hidden_cases"]) is not int or not 1 <= o["hidden_cases"] <= 1_000_000:
+            raise TaskError(f"adder: hidden_cases must be an int in [1, 1000000], got {o['hidden_cases']!r}")
+        for key in ("build_timeout_s", "check_timeout_s"):
+            if isinstance(o[key], bool) or not isinstance(o[key], (int, float)) or o[key] <= 0:
+                raise TaskError(f"adder: {key} must be a positive number, got {o[key]!r}")
+
+    def evaluate(self, program: Path, sandbox: Sandbox) -> EvalResult:
+        with sandbox.workdir() as build_dir:
+            job = Job.call("evaluators.adder:build", files={CANDIDATE_FILE: str(program)}, program=CANDIDATE_FILE)
+            built = sandbox.run(job, limits=Limits(timeout_s=self.options["build_timeout_s"]), workdir=build_dir)
+            phases = {"build": built.summary()}
+            if not built.ok:
+                return EvalResult.failed(built, "build")
+            if isinstance(built.value, dict) and built.value.get("status") == "invalid":
+                return EvalResult(status="invalid", error=str(built.value.get("error"))[:300], phases=phases)
+            try:
+                files = _artefact_files(build_dir)
+            except ArtefactError as exc:
+                return EvalResult(status="error", error=str(exc), phases=phases)
+            job = Job.call(
+                "evaluators.adder:check", files=files,
+                hidden_seed=self.options["hidden_seed"], hidden_cases=self.options["hidden_cases"],
+            )
+            checked = sandbox.run(job, limits=Limits(timeout_s=self.options["check_timeout_s"]))
+        phases["check"] = checked.summary()
+        if not checked.ok:
+            result = EvalResult.failed(checked, "check")
+            result.phases = phases
+            return result
+        value = checked.value
+        if value["status"] != "ok":
+            return EvalResult(status=value["status"], error=value["error"], phases=phases)
+        metrics = {
+            **value["metrics"],
+            "build_s": round(built.wall_s, 4),
+            "check_s": round(checked.wall_s, 4),
+            "peak_rss_mib": round(built.peak_rss_delta_mib, 3),
+        }
+        return EvalResult(status="ok", metrics=metrics, info=value["info"], phases=phases)
+
+
+def _artefact_files(build_dir: Path) -> dict[str, str]:
+    """The artefact files to hand to the checker: regular files (no links, no FIFOs), size-capped."""
+    files, total = {}, 0
+    for name in (*ARTEFACT_FILES, FORMAT_FILE):
+        path = build_dir / name
+        try:
+            st = os.lstat(path)
+        except OSError:
+            raise ArtefactError(f"the build produced no {name}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ArtefactError(f"{name} is not a regular file")
+        total += st.st_size
+        files[name] = str(path)
+    if total > MAX_ARTEFACT_BYTES:
+        raise ArtefactError(f"the artefact is {total >> 20} MiB, more than the {MAX_ARTEFACT_BYTES >> 20} MiB allowed")
+    return files
+
+
+TASK = AdderTask
