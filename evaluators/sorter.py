@@ -1,0 +1,234 @@
+"""The ``sorter`` task: the smallest transformer that learns to sort short strings of letters.
+
+A case is ``length`` letters drawn from an alphabet of ``alphabet`` letters, duplicates allowed
+(e.g. ``c a a``); the answer is the same letters sorted (``a a c``). Letters are tokens
+``0 .. alphabet - 1`` and the separator is token ``alphabet``, so a prompt is ``x1 .. xn <sep>`` and
+the model generates ``n`` tokens. Every one of the ``alphabet ** length`` cases is checked.
+
+A candidate is a Python module defining
+
+``train_model(alphabet: int, length: int, seed: int) -> torch.nn.Module``
+    Builds and trains (or hand-sets) a model for the task size, deterministically for the seed;
+    called with three positional arguments in this order. The model's ``forward(tokens:
+    LongTensor[B, T]) -> scores[B, T', V]`` must be plain tensor code that ``torch.export`` can
+    trace with a dynamic batch size; the evaluator reads ``scores[:, -1, :]``.
+
+The generation loop is the evaluator's: greedy, batched over all cases, ``length`` steps, each
+token fed back, the separator forbidden once the prompt has ended.
+
+Evaluation runs in two sandboxed processes (artefact format: ``evaluators/_torch_model.py``):
+
+1. ``build`` (untrusted): imports the candidate, calls ``train_model`` with the task's options,
+   exports the trained model and writes ``program.json`` and ``tensors.pt``. Training happens
+   here, so this phase's wall time is the ``train_s`` objective.
+2. ``check`` (trusted, a process that never imported the candidate): loads the artefact, decodes
+   every case, counts parameters. Sorting operators (``aten.sort``, ``topk``, ...) in the graph
+   are refused: the model must learn to sort, not call a sort. This catches only the blatant
+   case; a forward that ranks letters by hand-written tensor arithmetic still passes.
+
+Options: ``alphabet`` (2-8, default 3), ``length`` (2-6, default 3), ``seed`` (the training seed
+passed to ``train_model``, default 0), ``build_timeout_s`` and ``check_timeout_s`` (120 s each;
+larger sizes train longer: the seed needs about 15 CPU seconds at 5 letters of 5, 60 at 6 of 8).
+Constraints: ``accuracy == 1`` and ``attention_ops >= 1`` (it must be a transformer).
+
+Metrics: ``accuracy``/``correct`` over all cases, ``params_unique`` (parameter, buffer and
+constant elements, tied tensors once, boolean masks excluded; the adder's convention, see
+:class:`evaluators._torch_model.ParameterCount`), ``params_numel``, ``params_nonzero``,
+``constants_numel``, ``mask_numel``, ``attention_ops``, ``train_s`` (build wall time: training
+plus about 0.4 s of export), ``train_cpu_s`` (its CPU time, steadier on a busy machine), ``check_s``
+and ``peak_rss_mib`` (build peak RSS above the zygote).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from evaluators._torch_model import (
+    ARTEFACT_FILES,
+    ArtefactError,
+    Program,
+    attention_ops,
+    count_parameters,
+    export_model,
+    float_literals,
+    generate,
+    load_program,
+    save_program,
+)
+from evolve.evaluation import EvalResult
+from evolve.sandbox import Job, Limits, Sandbox
+from evolve.tasks import Constraint, Objective, Task, TaskError
+
+CANDIDATE_FILE = "candidate.py"
+MAX_ARTEFACT_BYTES = 64 << 20
+CHUNK_SIZE = 4096
+#: ATen operators that sort, rank or count values: a model calling them does not learn to sort.
+SORTING_OPS = frozenset({
+    "sort", "argsort", "msort", "topk", "kthvalue", "median", "nanmedian", "mode", "searchsorted",
+    "bucketize", "bincount", "histc", "_unique", "_unique2", "unique_dim", "unique_consecutive",
+})
+
+
+def cases(alphabet: int, length: int) -> torch.Tensor:
+    """Every string of ``length`` letters over ``alphabet`` letters, ``[alphabet ** length, length]``."""
+    return torch.tensor(list(itertools.product(range(alphabet), repeat=length)), dtype=torch.long).view(-1, length)
+
+
+def prompts(strings: torch.Tensor, alphabet: int) -> torch.Tensor:
+    """``x1 .. xn <sep>`` for each row of ``strings``."""
+    return torch.cat([strings, torch.full((strings.shape[0], 1), alphabet, dtype=torch.long)], dim=1)
+
+
+# --- sandboxed phases -------------------------------------------------------------------------------
+
+
+def build(program: str, alphabet: int, length: int, seed: int, out: str = ".") -> dict[str, Any]:
+    """Build phase (untrusted process): candidate file -> trained model -> artefact files in ``out``."""
+    torch.set_num_threads(1)
+    module = _import_candidate(Path(program))
+    train_model = getattr(module, "train_model", None)
+    if not callable(train_model):
+        return _invalid("the program defines no train_model(alphabet, length, seed) function")
+    model = train_model(alphabet, length, seed)  # positional: parameter names are the candidate's
+    if not isinstance(model, nn.Module):
+        return _invalid(f"train_model() returned {type(model).__name__}, expected a torch.nn.Module")
+    example = prompts(cases(alphabet, length)[[1, -2, -1]], alphabet)  # three rows: the batch stays dynamic
+    save_program(export_model(model, example, 2 * length), Path(out))
+    return {"status": "ok"}
+
+
+def _import_candidate(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("candidate", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["candidate"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _invalid(reason: str) -> dict[str, Any]:
+    return {"status": "invalid", "error": reason}
+
+
+def check(alphabet: int, length: int, directory: str = ".") -> dict[str, Any]:
+    """Check phase (trusted process): artefact -> metrics. Never imports candidate code."""
+    torch.set_num_threads(1)
+    program = load_program(Path(directory))
+    _refuse_sorting_ops(program)
+    strings = cases(alphabet, length)
+    start = time.perf_counter()
+    answers = generate(program, prompts(strings, alphabet), length, forbidden=(alphabet,), chunk_size=CHUNK_SIZE)
+    decode_s = time.perf_counter() - start
+    correct = int((answers == strings.sort(dim=1).values).all(dim=1).sum())  # expected only after decoding
+    counts = count_parameters(program)
+    metrics = {
+        "accuracy": correct / len(strings),
+        "correct": correct,
+        "params_unique": counts.unique,
+        "params_numel": counts.numel,
+        "params_nonzero": counts.nonzero,
+        "constants_numel": counts.constants,
+        "mask_numel": counts.masks,
+        "attention_ops": attention_ops(program),
+    }
+    info = {
+        "cases": len(strings),
+        "export": "dynamic" if program.graphs[0].seq_len is None else f"{len(program.graphs)} fixed lengths",
+        "float_literals": float_literals(program),
+        "decode_s": round(decode_s, 4),
+    }
+    return {"status": "ok", "metrics": metrics, "info": info}
+
+
+def _refuse_sorting_ops(program: Program) -> None:
+    for graph in program.graphs:
+        for node in graph.nodes:
+            namespace, _, rest = node.op.partition(".")
+            if namespace == "aten" and rest.partition(".")[0] in SORTING_OPS:
+                raise ArtefactError(f"the model calls {node.op}: it must learn to sort, not call a sorting operator")
+
+
+# --- the task ---------------------------------------------------------------------------------------
+
+
+class SorterTask(Task):
+    name = "sorter"
+    description = "Smallest transformer that learns to sort n letters from an alphabet of k (all k**n cases must be right)."
+    objectives = (Objective("params_unique", "min", "params"), Objective("train_s", "min", "s"))
+    constraints = (Constraint("accuracy", "==", 1.0), Constraint("attention_ops", ">=", 1))
+    isolation = "forkserver"
+    preload = ("torch", "evaluators.sorter")
+    warmup = "evaluators._torch_model:warmup"
+    default_options = {"alphabet": 3, "length": 3, "seed": 0, "build_timeout_s": 120.0, "check_timeout_s": 120.0}
+
+    def validate_options(self) -> None:
+        o = self.options
+        for key, lo, hi in (("alphabet", 2, 8), ("length", 2, 6), ("seed", 0, 2**63 - 1)):
+            if type(o[key]) is not int or not lo <= o[key] <= hi:
+                raise TaskError(f"sorter: {key} must be an int in [{lo}, {hi}], got {o[key]!r}")
+        for key in ("build_timeout_s", "check_timeout_s"):
+            if isinstance(o[key], bool) or not isinstance(o[key], (int, float)) or o[key] <= 0:
+                raise TaskError(f"sorter: {key} must be a positive number, got {o[key]!r}")
+
+    def evaluate(self, program: Path, sandbox: Sandbox) -> EvalResult:
+        o = self.options
+        size = {"alphabet": o["alphabet"], "length": o["length"]}
+        with sandbox.workdir() as build_dir:
+            job = Job.call("evaluators.sorter:build", files={CANDIDATE_FILE: str(program)},
+                           program=CANDIDATE_FILE, seed=o["seed"], **size)
+            built = sandbox.run(job, limits=Limits(timeout_s=o["build_timeout_s"]), workdir=build_dir)
+            phases = {"build": built.summary()}
+            if not built.ok:
+                return EvalResult.failed(built, "build")
+            if isinstance(built.value, dict) and built.value.get("status") == "invalid":
+                return EvalResult(status="invalid", error=str(built.value.get("error"))[:300], phases=phases)
+            try:
+                files = _artefact_files(build_dir)
+            except ArtefactError as exc:
+                return EvalResult(status="error", error=str(exc), phases=phases)
+            checked = sandbox.run(Job.call("evaluators.sorter:check", files=files, **size),
+                                  limits=Limits(timeout_s=o["check_timeout_s"]))
+        phases["check"] = checked.summary()
+        if not checked.ok:
+            result = EvalResult.failed(checked, "check")
+            result.phases = phases
+            return result
+        metrics = {
+            **checked.value["metrics"],
+            "train_s": round(built.wall_s, 4),
+            "train_cpu_s": round(built.cpu_s, 4),
+            "check_s": round(checked.wall_s, 4),
+            "peak_rss_mib": round(built.peak_rss_delta_mib, 3),
+        }
+        info = {**checked.value["info"], **size, "seed": o["seed"]}
+        return EvalResult(status="ok", metrics=metrics, info=info, phases=phases)
+
+
+def _artefact_files(build_dir: Path) -> dict[str, str]:
+    """The artefact files to hand to the checker: regular files (no links, no FIFOs), size-capped."""
+    files, total = {}, 0
+    for name in ARTEFACT_FILES:
+        path = build_dir / name
+        try:
+            st = os.lstat(path)
+        except OSError:
+            raise ArtefactError(f"the build produced no {name}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ArtefactError(f"{name} is not a regular file")
+        total += st.st_size
+        files[name] = str(path)
+    if total > MAX_ARTEFACT_BYTES:
+        raise ArtefactError(f"the artefact is {total >> 20} MiB, more than the {MAX_ARTEFACT_BYTES >> 20} MiB allowed")
+    return files
+
+
+TASK = SorterTask
