@@ -1,0 +1,321 @@
+"""Task ``microgpt``: make Karpathy's pure-Python GPT trainer leaner without changing its output.
+
+The candidate is a standalone script run as ``python program.py --data names.txt --steps N --seed S``
+in a fresh interpreter, so the peak RSS measured is the program's own (comparable with
+``/usr/bin/time -v``). It is correct when its stdout is byte-identical to the reference program's
+(the shipped baseline seed) for the same arguments and data: every loss and every sample.
+
+Evaluation is a cascade, cheapest first, stopping at the first failure:
+
+1. ``public``: the public seed on the full names file, ``steps`` steps;
+2. ``hidden``: a secret seed and a secret subset of the names, ``steps`` steps, so that printing a
+   memorised output does not pass;
+3. ``full``: the hidden variant again, ``full_steps`` steps (skipped when 0).
+
+The metrics come from the last stage that ran; stages 2-3 run on inputs the candidate cannot
+predict, so their figures cannot be special-cased. In the hidden variant the program's own shuffle
+puts a longest name first: the first step then builds the largest graph any step can, so the peak
+memory of a short run is the peak of a full run and does not depend on the secret seed.
+
+Reference outputs come from running the reference in the same sandbox (the two hidden ones
+concurrently) and are cached on disk under ``cache_dir``, which no sandboxed process may read, keyed
+by the reference's source, seed, steps and data. Unless ``hidden_seed`` is given, the hidden variant
+derives from a secret drawn once from os.urandom and kept in ``cache_dir``: evaluations sharing a
+cache share the hidden variant, so their figures are comparable and their references are computed
+once (the baseline needs ~0.4 s a step). Delete the ``hidden_seed`` file there to draw a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from evolve.evaluation import EvalResult
+from evolve.sandbox import Job, Limits, Sandbox
+from evolve.tasks import Constraint, Objective, Task, TaskError
+
+NAMES = Path(__file__).resolve().parent / "data" / "names.txt"
+BASELINE = Path(__file__).resolve().parent.parent / "seeds" / "microgpt" / "baseline.py"
+SECONDS_PER_STEP = 2.0  # candidate time budget per step: ~5x the baseline's 0.4 s
+REFERENCE_MEMORY_MB = 1024  # generous: the baseline's address space peaks near 70 MB
+CLIP = 200  # longest excerpt of a line quoted in an error
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One run of the cascade. ``secret`` stages never reveal the expected output."""
+
+    name: str
+    seed: int
+    steps: int
+    data: Path
+    secret: bool
+
+
+class MicroGPTTask(Task):
+    name = "microgpt"
+    description = "shrink the peak memory and time of a pure-Python GPT trainer; stdout must stay byte-identical"
+    objectives = (Objective("peak_rss_mib", "min", "MiB"), Objective("wall_s", "min", "s"))
+    constraints = (Constraint("output_match", "==", 1.0),)
+    isolation = "fresh"
+    default_options: dict[str, Any] = {
+        "steps": 50,  # training steps of the public and hidden runs
+        "full_steps": 200,  # training steps of the final hidden run; 0 skips it
+        "seed": 42,  # seed of the public run
+        "hidden_seed": None,  # None: a secret drawn once from os.urandom and kept in cache_dir
+        "hidden_names": 30000,  # size of the hidden subset of names
+        "memory_mb": 512,  # address-space limit of a run
+        "timeout_s": None,  # per run; None: 30 s + 2 s per step
+        "cache_dir": "~/.cache/evolve/microgpt",
+        "reference": None,  # trusted program defining the expected output; None: the baseline seed
+    }
+
+    def validate_options(self) -> None:
+        o = self.options
+        _check_int("steps", o["steps"], 1)
+        _check_int("full_steps", o["full_steps"], 0)
+        _check_int("seed", o["seed"], 0)
+        _check_int("hidden_names", o["hidden_names"], 1)
+        _check_int("memory_mb", o["memory_mb"], 64)
+        if 0 < o["full_steps"] <= o["steps"]:
+            raise TaskError(f"task 'microgpt': full_steps must be 0 or more than steps ({o['steps']})")
+        if o["hidden_seed"] is not None:
+            _check_int("hidden_seed", o["hidden_seed"], 0)
+        if o["timeout_s"] is not None and not (_is_number(o["timeout_s"]) and o["timeout_s"] > 0):
+            raise TaskError(f"task 'microgpt': timeout_s must be a positive number or null (got {o['timeout_s']!r})")
+        if not isinstance(o["cache_dir"], (str, os.PathLike)):
+            raise TaskError(f"task 'microgpt': cache_dir must be a path (got {o['cache_dir']!r})")
+        self.reference = Path(o["reference"] or BASELINE).expanduser().resolve()
+        if not self.reference.is_file():
+            raise TaskError(f"task 'microgpt': reference program {self.reference} not found (set option reference)")
+        self.cache = ReferenceCache(Path(o["cache_dir"]).expanduser())
+        names = [line.strip() for line in NAMES.read_text().splitlines() if line.strip()]
+        if o["hidden_names"] > len(names):
+            raise TaskError(f"task 'microgpt': hidden_names must be at most {len(names)} (got {o['hidden_names']})")
+        self._names = names
+        self._hidden: tuple[int, Path] | None = None
+        self._lock = threading.Lock()
+
+    # --- the cascade ---------------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        o = self.options
+        seed, data = self._hidden_variant()
+        stages = [Stage("public", o["seed"], o["steps"], NAMES, False), Stage("hidden", seed, o["steps"], data, True)]
+        if o["full_steps"]:
+            stages.append(Stage("full", seed, o["full_steps"], data, True))
+        return stages
+
+    def evaluate(self, program: Path, sandbox: Sandbox) -> EvalResult:
+        stages = self.stages()
+        # a fingerprint, not the seed: whoever reads results (an LLM prompt) must not learn the secret
+        info: dict[str, Any] = {"hidden_variant": _sha256(str(stages[1].seed).encode())[:12], "reference_runs": 0}
+        phases: dict[str, dict[str, Any]] = {}
+        expected: dict[str, dict[str, Any]] = {}
+        steps_checked = 0
+        for number, stage in enumerate(stages, 1):
+            if stage.name not in expected:  # the secret stages' references are computed together
+                group = [s for s in stages if s.secret] if stage.secret else [stage]
+                for s, (record, ran) in zip(group, self._references(group, sandbox)):
+                    expected[s.name] = record
+                    info["reference_runs"] += ran
+            limits = self._limits(stage.steps, self.options["timeout_s"], self.options["memory_mb"])
+            proc = sandbox.run(_job(program, stage), limits=limits)
+            phases[stage.name] = proc.summary()
+            info.update(stage=stage.name, reference_peak_rss_mib=expected[stage.name]["peak_rss_mib"])
+            if not proc.ok:
+                result = EvalResult.failed(proc, stage.name, **info)
+                result.phases = phases
+                return result
+            diff = first_difference(expected[stage.name]["stdout"], proc.stdout, secret=stage.secret)
+            if not diff:
+                steps_checked = max(steps_checked, stage.steps)
+            metrics = {
+                "peak_rss_mib": proc.peak_rss_mib,
+                "wall_s": proc.wall_s,
+                "cpu_s": proc.cpu_s,
+                "output_match": 0.0 if diff else 1.0,
+                "steps_checked": float(steps_checked),
+                "stage": float(number),
+            }
+            if diff:
+                error = f"{stage.name} run ({_describe(stage)}): {diff}"
+                return EvalResult(status="ok", metrics=metrics, error=error, info=info, phases=phases)
+        return EvalResult(status="ok", metrics=metrics, info=info, phases=phases)
+
+    def _references(self, stages: list[Stage], sandbox: Sandbox) -> list[tuple[dict[str, Any], bool]]:
+        """Reference records for ``stages`` (cached, or run concurrently), each with whether it ran."""
+
+        def one(stage: Stage) -> tuple[dict[str, Any], bool]:
+            return self.cache.get(self._cache_key(stage), lambda: self._run_reference(stage, sandbox))
+
+        if len(stages) == 1:
+            return [one(stages[0])]
+        with ThreadPoolExecutor(max_workers=len(stages)) as pool:
+            return list(pool.map(one, stages))
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _hidden_variant(self) -> tuple[int, Path]:
+        """The secret (seed, data file) of this task instance, written once to a private temp dir."""
+        with self._lock:
+            if self._hidden is None:
+                secret = self.options["hidden_seed"]
+                secret = self.cache.secret() if secret is None else secret
+                seed, names = hidden_variant(secret, self.options["hidden_names"], self._names)
+                directory = Path(tempfile.mkdtemp(prefix="evolve-microgpt-"))
+                weakref.finalize(self, shutil.rmtree, directory, True)
+                path = directory / "names.txt"
+                path.write_text("".join(n + "\n" for n in names))
+                self._hidden = (seed, path)
+            return self._hidden
+
+    def _cache_key(self, stage: Stage) -> str:
+        parts = [_sha256(self.reference.read_bytes()), str(stage.seed), str(stage.steps), _sha256(stage.data.read_bytes())]
+        return _sha256("\n".join(parts).encode())
+
+    def _run_reference(self, stage: Stage, sandbox: Sandbox) -> dict[str, Any]:
+        limits = self._limits(stage.steps, 60 + 4 * SECONDS_PER_STEP * stage.steps, REFERENCE_MEMORY_MB)
+        proc = sandbox.run(_job(self.reference, stage), limits=limits)
+        if not proc.ok:
+            raise RuntimeError(f"microgpt reference {self.reference} failed on the {stage.name} run: {proc.error}")
+        return {"stdout": proc.stdout, "peak_rss_mib": proc.peak_rss_mib, "wall_s": proc.wall_s, "cpu_s": proc.cpu_s}
+
+    @staticmethod
+    def _limits(steps: int, timeout_s: float | None, memory_mb: int) -> Limits:
+        return Limits(
+            timeout_s=float(timeout_s or 30 + SECONDS_PER_STEP * steps),
+            memory_mb=memory_mb,
+            processes=1,  # one process: peak RSS must not be split across helpers
+            output_bytes=64_000 + 64 * steps,
+        )
+
+
+class ReferenceCache:
+    """Reference runs on disk, one JSON file per key, written atomically; computed once per key
+    even when several evaluations of one process ask for it at the same time."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        """The record for ``key`` and whether ``compute()`` had to run to produce it."""
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            record = self.load(key)
+            if record is not None:
+                return record, False
+            record = compute()
+            self.store(key, record)
+            return record, True
+
+    def secret(self) -> int:
+        """This cache's hidden seed: drawn from os.urandom on first use, then kept (mode 0600) so
+        that every evaluation sharing the cache shares the hidden variant and its references."""
+        path = self.directory / "hidden_seed"
+        if not path.exists():
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self._write_tmp(str(int.from_bytes(os.urandom(8), "big")))
+            try:
+                os.link(tmp, path)  # never replaces a secret another process created meanwhile
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+        return int(path.read_text())
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.json"
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        try:
+            record = json.loads(self.path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and isinstance(record.get("stdout"), str) else None
+
+    def store(self, key: str, record: dict[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(self._write_tmp(json.dumps(record)), self.path(key))
+
+    def _write_tmp(self, text: str) -> str:
+        """A new private (0600) file in the cache directory holding ``text``; returns its path."""
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return tmp
+
+
+def hidden_variant(hidden_seed: int, count: int, names: list[str]) -> tuple[int, list[str]]:
+    """A secret program seed and ``count`` names, arranged so that the program's own
+    ``random.seed(seed); random.shuffle(docs)`` trains on a longest name first."""
+    rng = random.Random(hidden_seed)
+    seed = rng.randrange(2**31)
+    chosen = rng.sample(names, count)
+    longest = max(map(len, names))
+    pick = rng.choice([n for n in names if len(n) == longest])
+    order = list(range(count))
+    random.Random(seed).shuffle(order)  # the permutation the program's shuffle will apply
+    first = order[0]
+    if pick in chosen:
+        where = chosen.index(pick)
+        chosen[where], chosen[first] = chosen[first], chosen[where]
+    else:
+        chosen[first] = pick
+    return seed, chosen
+
+
+def first_difference(expected: str, got: str, *, secret: bool) -> str | None:
+    """A one-line description of the first differing line, or None when the outputs are equal.
+    A secret run's expected line is withheld: it would leak the hidden reference output."""
+    if expected == got:
+        return None
+    want, have = expected.split("\n"), got.split("\n")
+    line = next((i for i, (a, b) in enumerate(zip(want, have)) if a != b), min(len(want), len(have)))
+    a = repr(want[line][:CLIP]) if line < len(want) else "end of output"
+    b = repr(have[line][:CLIP]) if line < len(have) else "end of output"
+    if secret:
+        return f"output differs from the reference at line {line + 1} (expected line withheld), got {b}"
+    return f"output differs from the reference at line {line + 1}: expected {a}, got {b}"
+
+
+def _job(program: Path, stage: Stage) -> Job:
+    argv = ("--data", "names.txt", "--steps", str(stage.steps), "--seed", str(stage.seed))
+    return Job.script("program.py", *argv, files={"program.py": str(program), "names.txt": str(stage.data)})
+
+
+def _describe(stage: Stage) -> str:
+    if stage.secret:
+        return f"{stage.steps} steps, secret seed and names"
+    return f"--seed {stage.seed} --steps {stage.steps}, full names file"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise TaskError(f"task 'microgpt': {name} must be an integer >= {minimum} (got {value!r})")
+
+
+TASK = MicroGPTTask
