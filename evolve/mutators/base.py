@@ -1,0 +1,106 @@
+"""The mutator interface: a parent program (plus context) in, one child program (or a rejection) out.
+
+Mutators never evaluate anything. A child that is known to be useless before evaluation (it does not
+parse, its SEARCH text matched nothing, it changes nothing, it edits outside the EVOLVE-BLOCK
+regions) comes back with ``source=None`` and the reason in ``error``, so the run loop can record it
+without spending an evaluation.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from evolve.tasks import Constraint, Objective
+
+
+@dataclass
+class ProgramView:
+    """What a mutator may know about a program in the archive."""
+
+    id: str
+    source: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    status: str = "ok"
+    feasible: bool = False
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass
+class MutationContext:
+    parent: ProgramView
+    inspirations: list[ProgramView] = field(default_factory=list)
+    objectives: tuple[Objective, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+    task_description: str = ""
+    history: list[str] = field(default_factory=list)  # recent one-line summaries, oldest first
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass
+class Mutation:
+    source: str | None  # None: rejected before evaluation, reason in ``error``
+    mutator: str
+    description: str = ""  # one human-readable line saying what changed
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # JSON-able details (edited sites, cache hit...)
+
+    @property
+    def rejected(self) -> bool:
+        return self.source is None
+
+
+class EditError(ValueError):
+    """An edit cannot be applied; the message is the one-line rejection reason."""
+
+
+class Mutator(ABC):
+    """Base class. Subclasses set ``name`` and implement :meth:`mutate`.
+
+    ``feedback`` lets the run loop tell an adaptive mutator whether a child it produced improved on
+    its parent; ``get_state``/``set_state`` carry whatever it learned across a resume (JSON-able).
+    """
+
+    name: str = ""
+
+    @abstractmethod
+    def mutate(self, ctx: MutationContext) -> Mutation: ...
+
+    def feedback(self, mutation: Mutation, improved: bool) -> None:
+        """Called once per evaluated child; the default mutator learns nothing."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+
+    def reject(self, error: str, **fields: Any) -> Mutation:
+        return Mutation(source=None, mutator=self.name, description=f"rejected: {error}", error=error, **fields)
+
+
+def same_code(a: str, b: str) -> bool:
+    """Whether two parsable programs differ only in formatting and comments (same AST)."""
+    try:
+        return ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
+    except (SyntaxError, ValueError):
+        return False
+
+
+def syntax_error(source: str) -> str | None:
+    """None when ``source`` parses, else a one-line reason naming the line."""
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        return f"result does not parse: line {exc.lineno}: {exc.msg}"
+    except ValueError as exc:  # e.g. null bytes
+        return f"result does not parse: {exc}"
+    return None

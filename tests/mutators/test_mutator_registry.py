@@ -1,0 +1,29 @@
+"""make_mutator: names, options, and the LLM client requirement."""
+
+from __future__ import annotations
+
+import pytest
+
+from evolve.llm import LLMClient, ModelSpec
+from evolve.mutators import MUTATORS, LLMDiffMutator, NumericMutator, RandomMutator, make_mutator
+
+
+def test_known_names() -> None:
+    assert sorted(MUTATORS) == ["llm-diff", "llm-rewrite", "numeric", "random"]
+    assert isinstance(make_mutator("numeric", llm=None, max_edits=2), NumericMutator)
+    assert isinstance(make_mutator("random"), RandomMutator)
+    client = LLMClient("http://127.0.0.1:9/v1", [ModelSpec("m")])
+    diff = make_mutator("llm-diff", llm=client, strict=True)
+    assert isinstance(diff, LLMDiffMutator) and diff.strict and diff.llm is client
+    assert all(make_mutator(n, llm=client).name == n for n in MUTATORS)
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("magic", {}, "unknown mutator 'magic' \\(known: llm-diff, llm-rewrite, numeric, random\\)"),
+    ("numeric", {"temperature": 1.0}, "mutator 'numeric': unknown option 'temperature' \\(known: adaptive, ast_rate, group_rate, max_edits\\)"),
+    ("random", {"x": 1}, "mutator 'random': unknown option 'x' \\(known: none\\)"),
+    ("llm-rewrite", {}, "mutator 'llm-rewrite' needs an LLM client"),
+])
+def test_errors_are_one_line(name: str, params: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_mutator(name, **params)
