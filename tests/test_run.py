@@ -127,6 +127,14 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
                    for p in _children_of(os.getpid()))
 
 
+def _commit_count(archive_dir: Path) -> int:
+    """Commits in the archive, read with plain git so the polling never takes the writer's lock."""
+    if not (archive_dir / ".git").exists() and not (archive_dir / "HEAD").exists():
+        return 0
+    out = subprocess.run(["git", "rev-list", "--all", "--count"], cwd=archive_dir, capture_output=True, text=True)
+    return int(out.stdout.strip() or 0) if out.returncode == 0 else 0
+
+
 def _children_of(pid: int) -> list:
     import psutil
 
@@ -137,7 +145,7 @@ def _children_of(pid: int) -> list:
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     import random
 
-    budget = 24
+    budget = 40
     whole = config(tmp_path / "whole", budget={"max_evaluations": budget})
     r_whole, _ = run(whole)
     expected = sources(r_whole.config.run_dir)
@@ -149,9 +157,15 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
     rng = random.Random(1234)
     counts = []
     for _ in range(4):
+        # Kill at a random point after the archive has grown by a random number of commits, so every
+        # kill lands in the middle of real work however fast this machine evaluates.
+        target = _commit_count(archive_dir) + rng.randint(1, 6)
         proc = subprocess.Popen([sys.executable, "-m", "evolve.cli", "run", str(path), "--resume"],
                                 cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 4.0))
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _commit_count(archive_dir) < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.05))
         proc.kill()
         proc.wait()
         counts.append(len(sources(archive_dir.parent)) if archive_dir.exists() else 0)
