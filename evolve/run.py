@@ -353,4 +353,5 @@ def _rng_from_json(data: list) -> tuple:
 def _make_llm(config: RunConfig) -> Any:
     from evolve.llm import client_from_config
 
-    return client_from_config(config.llm, cache_dir=config.run_dir / "llm-cache")
+    return client_from_config(config.llm, cache_dir=config.run_dir / "llm-cache",
+                              max_concurrency=config.parallel.llm_requests)

@@ -19,6 +19,7 @@ import resource
 import struct
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -71,10 +72,12 @@ def set_process_name(name: str) -> None:
 
 
 # --- parent side --------------------------------------------------------------------------------
-def scrubbed_env(home: str) -> dict[str, str]:
+def scrubbed_env(home: str, pythonpath: str | None = None) -> dict[str, str]:
     """An allowlisted environment: no API keys, tokens or proxies can reach a sandboxed process."""
     env = {k: v for k, v in os.environ.items() if k in _ENV_PASS or k.startswith("LC_")}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     env.update(
         HOME=home,
         TMPDIR=home,
@@ -87,23 +90,49 @@ def scrubbed_env(home: str) -> dict[str, str]:
     return env
 
 
+PACKAGES = ("evolve", "evaluators")
+
+
+def package_dirs() -> dict[str, str]:
+    """Where this process imported the project's packages from."""
+    import importlib.util
+
+    found = {}
+    for package in PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            found[package] = list(spec.submodule_search_locations)[0]
+    return found
+
+
+def pin_packages(directory: Path) -> str:
+    """Make ``directory`` a PYTHONPATH entry holding only links to this process's project packages.
+
+    Sandboxed interpreters then import the very ``evolve`` and ``evaluators`` the parent runs,
+    whichever copy (a clone, an editable or a plain install) site-packages would otherwise offer,
+    without the repository root (and its ``runs/``) becoming readable.
+    """
+    directory.mkdir(mode=0o700, exist_ok=True)
+    for package, path in package_dirs().items():
+        link = directory / package
+        if not link.is_symlink():
+            link.symlink_to(path, target_is_directory=True)
+    return str(directory)
+
+
 def readable_paths() -> list[str]:
     """Directories a sandboxed Python may read: the installation, the two packages, system dirs.
 
     The repository root is deliberately absent (``runs/`` holds archives and caches); the editable
     install's finder maps ``evolve`` and ``evaluators`` straight to their package directories.
     """
-    import importlib.util
     import site
     import sysconfig
 
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     paths.update(sysconfig.get_paths().values())
     paths.update(site.getsitepackages())
-    for package in ("evolve", "evaluators"):
-        spec = importlib.util.find_spec(package)
-        if spec is not None and spec.submodule_search_locations:
-            paths.update(spec.submodule_search_locations)
+    paths.update(package_dirs().values())
     paths.update(_SYSTEM_READ)
     return sorted(p for p in paths if os.path.exists(p))
 

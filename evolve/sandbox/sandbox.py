@@ -78,7 +78,8 @@ class Sandbox:
         own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="evolve-sandbox-") if root is None else root).resolve()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._readable = containment.readable_paths()
+        self._pythonpath = containment.pin_packages(self.root / "pythonpath")
+        self._readable = [*containment.readable_paths(), self._pythonpath]
         self._namespaces = containment.namespaces()
         self._janitor = _Janitor()
         self._closed = False
@@ -86,10 +87,11 @@ class Sandbox:
         if mode == "forkserver":
             home = self.root / "zygote"
             home.mkdir(mode=0o700, exist_ok=True)
-            env = containment.scrubbed_env(str(home))
+            env = containment.scrubbed_env(str(home), self._pythonpath)
             self._server = ForkServer(preload, warmup, _PYTHON, env, str(home))
         # close() runs at the latest when the sandbox is collected or the interpreter exits.
-        owned = self.root if own_root else None
+        # A given root is left as found: only the sandbox's own entries in it are removed.
+        owned = [self.root] if own_root else [Path(self._pythonpath), self.root / "zygote"]
         self._finalizer = weakref.finalize(self, _shut_down, self._server, self._janitor, owned)
 
     # --- public API ------------------------------------------------------------------------------
@@ -189,7 +191,7 @@ class Sandbox:
             "job": {"kind": job.kind, "target": job.target, "args": job.args},
             "limits": {**limits.to_dict(), "cpu_s": limits.cpu_s or math.ceil(limits.timeout_s) + 1},
             "workdir": str(workdir),
-            "env": containment.scrubbed_env(str(workdir)),
+            "env": containment.scrubbed_env(str(workdir), self._pythonpath),
             "landlock": {"read": readable, "write": [str(workdir)], "devices": list(containment.DEVICES)},
             "cgroup": cgroup.path if cgroup else None,
             "host_namespaces": self._namespaces,  # a worker outside these needs no new ones
@@ -229,12 +231,12 @@ class Sandbox:
             os.close(spec_fd)
 
 
-def _shut_down(server: ForkServer | None, janitor: _Janitor, root: Path | None) -> None:
+def _shut_down(server: ForkServer | None, janitor: _Janitor, owned: list[Path]) -> None:
     if server is not None:
         server.close()
     janitor.close()
-    if root is not None:
-        shutil.rmtree(root, ignore_errors=True)
+    for path in owned:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _copy_files(files: dict[str, str], workdir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,14 @@ def test_project_packages_are_importable_inside(sandbox: Sandbox) -> None:
     result = sandbox.run(Job.call("evolve.tasks:task_names"))
     assert result.ok, result.error
     assert result.value == task_names()
+
+
+def test_workers_import_the_parents_copy_of_the_project(sandbox: Sandbox) -> None:
+    """A clone beside an installed copy must evaluate with its own code, not site-packages'."""
+    from evolve.sandbox.containment import package_dirs
+
+    result = sandbox.run(Job.call("evolve.sandbox.containment:package_dirs"))
+    assert result.ok, result.error
+    inside = {name: os.path.realpath(path) for name, path in result.value.items()}
+    assert inside == {name: os.path.realpath(path) for name, path in package_dirs().items()}
+    assert set(inside) == {"evolve", "evaluators"}
