@@ -7,12 +7,12 @@ task, which runs it only inside a :class:`~evolve.sandbox.Sandbox`, and returns 
 
 from __future__ import annotations
 
-import ast
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from evolve import pyast
 from evolve.sandbox import ProcessResult, Sandbox
 from evolve.tasks import Task
 
@@ -72,7 +72,7 @@ def check_program(program: Path) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProgramError(f"{program}: cannot read ({exc})") from None
     try:
-        ast.parse(source, filename=str(program))
+        pyast.parse(source, filename=str(program))
     except SyntaxError as exc:
         raise ProgramError(f"{program}:{exc.lineno}: syntax error: {exc.msg}") from None
     return source

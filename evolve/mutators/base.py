@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from evolve import pyast
 from evolve.tasks import Constraint, Objective
 
 
@@ -90,7 +91,7 @@ class Mutator(ABC):
 def same_code(a: str, b: str) -> bool:
     """Whether two parsable programs differ only in formatting and comments (same AST)."""
     try:
-        return ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
+        return ast.dump(pyast.parse(a)) == ast.dump(pyast.parse(b))
     except (SyntaxError, ValueError):
         return False
 
@@ -98,7 +99,7 @@ def same_code(a: str, b: str) -> bool:
 def syntax_error(source: str) -> str | None:
     """None when ``source`` parses, else a one-line reason naming the line."""
     try:
-        ast.parse(source)
+        pyast.parse(source)
     except SyntaxError as exc:
         return f"result does not parse: line {exc.lineno}: {exc.msg}"
     except ValueError as exc:  # e.g. null bytes

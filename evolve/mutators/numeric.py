@@ -29,6 +29,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from evolve import pyast
 from evolve.mutators.base import EditError, Mutation, MutationContext, Mutator, syntax_error
 from evolve.mutators.blocks import check_outside_unchanged, inside, layout
 
@@ -156,7 +157,7 @@ def find_sites(source: str) -> Sites:
         spans = layout(source).spans
     except EditError as exc:
         raise EditError(f"parent program: {exc}") from None
-    tree = ast.parse(source)
+    tree = pyast.parse(source)
     pos = _Positions(source)
     parents: dict[ast.AST, ast.AST] = {}
     for node in ast.walk(tree):
