@@ -244,6 +244,23 @@ def _check_semantics(cfg: RunConfig, source: str) -> None:
     total = sum(m.weight for m in cfg.mutators)
     if not math.isfinite(total):
         raise ConfigError(f"{source}: mutators: weights must be finite")
+    _check_plugins(cfg, source, task.objectives)
+
+
+def _check_plugins(cfg: RunConfig, source: str, task_objectives: tuple[Objective, ...]) -> None:
+    """Mutator and strategy parameters are validated by their own classes, at load time."""
+    from evolve.mutators import check_mutator
+    from evolve.strategies import StrategyError, make_strategy
+
+    for i, m in enumerate(cfg.mutators):
+        try:
+            check_mutator(m.name, dict(m.params))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: mutators.{i}.params: {str(exc).splitlines()[0]}") from None
+    try:
+        make_strategy(cfg.strategy.name, resolve_objectives(cfg, task_objectives), dict(cfg.strategy.params))
+    except (StrategyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: strategy.params: {str(exc).splitlines()[0]}") from None
 
 
 def resolve_objectives(cfg: RunConfig, task_objectives: tuple[Objective, ...]) -> tuple[Objective, ...]:

@@ -24,6 +24,26 @@ MUTATORS: dict[str, type[Mutator]] = {
 
 def make_mutator(name: str, *, llm: LLMClient | None = None, **params: Any) -> Mutator:
     """Build the mutator ``name``; a wrong name or option raises ValueError with a one-line message."""
+    cls = _checked_class(name, params)
+    if _needs_llm(cls):
+        if llm is None:
+            raise ValueError(f"mutator {name!r} needs an LLM client (configure the llm section)")
+        return cls(llm, **params)
+    return cls(**params)
+
+
+def check_mutator(name: str, params: dict[str, Any]) -> None:
+    """Validate a mutator's name and options at config load, before any LLM client exists.
+
+    Mutators without an LLM are built once (their constructors check values); LLM mutators get
+    their option names checked here and their values when the run builds them.
+    """
+    cls = _checked_class(name, params)
+    if not _needs_llm(cls):
+        cls(**params)
+
+
+def _checked_class(name: str, params: dict[str, Any]) -> type[Mutator]:
     cls = MUTATORS.get(name)
     if cls is None:
         raise ValueError(f"unknown mutator {name!r} (known: {', '.join(sorted(MUTATORS))})")
@@ -33,14 +53,14 @@ def make_mutator(name: str, *, llm: LLMClient | None = None, **params: Any) -> M
     unknown = sorted(set(params) - options)
     if unknown:
         raise ValueError(f"mutator {name!r}: unknown option {unknown[0]!r} (known: {', '.join(sorted(options)) or 'none'})")
-    if "llm" in signature:
-        if llm is None:
-            raise ValueError(f"mutator {name!r} needs an LLM client (configure the llm section)")
-        return cls(llm, **params)
-    return cls(**params)
+    return cls
+
+
+def _needs_llm(cls: type[Mutator]) -> bool:
+    return "llm" in inspect.signature(cls.__init__).parameters
 
 
 __all__ = [
     "EditError", "LLMDiffMutator", "LLMRewriteMutator", "MUTATORS", "Mutation", "MutationContext",
-    "Mutator", "NumericMutator", "ProgramView", "RandomMutator", "make_mutator",
+    "Mutator", "NumericMutator", "ProgramView", "RandomMutator", "check_mutator", "make_mutator",
 ]
