@@ -72,6 +72,7 @@ class RunProgress:
 
     def summary(self, outcome: "RunOutcome") -> None:
         from evolve.archive import Archive
+        from evolve.report.console import make_console
         from evolve.report.show import print_front
 
         c = outcome.counters
@@ -79,6 +80,6 @@ class RunProgress:
         self.console.print(f"{c.evaluations} evaluations, {c.rejected} rejected mutations, "
                            f"{c.tokens} tokens, ${c.cost_usd:.4f}, {c.wall_s:.1f} s")
         with Archive.open(self.run.archive_dir) as archive:
-            print_front(archive, Console())
+            print_front(archive, make_console())
         if outcome.interrupted:
             self.console.print(f"resume with: evolve run CONFIG --resume  (or: evolve resume {self.run.config.run.name})")

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evolve.archive import Archive, ArchiveError, Candidate, RunMeta, Summary
+from evolve.report.console import make_console
 
 Diff = Literal["parent", "seed"]
 
@@ -30,7 +31,7 @@ def main(run_dir: Path, args: argparse.Namespace, console: Console | None = None
         raise ArchiveError("--diff and --diff-seed cannot be combined")
     if (args.diff or args.diff_seed) and args.id is None:
         raise ArchiveError("--diff and --diff-seed need a candidate id")
-    console = console or Console()
+    console = console or make_console()
     with Archive.open(run_dir / "archive") as archive:
         if args.id is not None:
             diff: Diff | None = "parent" if args.diff else "seed" if args.diff_seed else None
