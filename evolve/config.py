@@ -80,6 +80,9 @@ class LLMSection(_Strict):
     max_tokens: int = Field(default=4096, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     retries: int = Field(default=4, ge=0, le=20)
+    #: Answer every request from the run's response cache (runs/<name>/llm-cache) and never call the
+    #: endpoint: re-runs a finished run exactly, offline. A request missing from the cache is an error.
+    replay: bool = False
 
     @field_validator("base_url")
     @classmethod

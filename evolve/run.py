@@ -104,7 +104,14 @@ class EvolutionRun:
         self.targets: list[Constraint] = config.target_constraints()
         self.strategy: Strategy = make_strategy(config.strategy.name, self.objectives, config.strategy.params)
         self.llm = _make_llm(config) if config.llm is not None else None
-        self.mutators = [make_mutator(m.name, llm=self.llm, **m.params) for m in config.mutators]
+        try:
+            if self.llm is not None:  # before the archive exists: a dead endpoint leaves nothing behind
+                self.llm.check_reachable()
+            self.mutators = [make_mutator(m.name, llm=self.llm, **m.params) for m in config.mutators]
+        except BaseException:
+            if self.llm is not None:
+                self.llm.close()  # a local model server must not outlive a run that never started
+            raise
         self.weights = [m.weight for m in config.mutators]
         self.rng = random.Random(config.run.seed)
         self.counters = Counters()
@@ -177,8 +184,6 @@ class EvolutionRun:
                           limits=limits)
         interrupted = False
         try:
-            if self.llm is not None:
-                self.llm.check_reachable()
             if self.fresh:
                 self._evaluate_seeds(sandbox)
             else:
@@ -211,7 +216,8 @@ class EvolutionRun:
         if b.max_wall_s is not None and base_wall + (time.monotonic() - started) >= b.max_wall_s:
             return f"wall-time budget spent ({b.max_wall_s:g} s)"
         if c.rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
-            return f"{MAX_REJECTED_IN_A_ROW} mutations in a row were rejected before evaluation"
+            last = f" (last: {self.history[-1].split(': ', 1)[-1]})" if self.history else ""
+            return f"{MAX_REJECTED_IN_A_ROW} mutations in a row were rejected before evaluation{last}"
         return None
 
     def _evaluate_seeds(self, sandbox: Sandbox) -> None:
@@ -353,5 +359,5 @@ def _rng_from_json(data: list) -> tuple:
 def _make_llm(config: RunConfig) -> Any:
     from evolve.llm import client_from_config
 
-    return client_from_config(config.llm, cache_dir=config.run_dir / "llm-cache",
+    return client_from_config(config.llm, cache_dir=config.run_dir / "llm-cache", replay=config.llm.replay,
                               max_concurrency=config.parallel.llm_requests)

@@ -29,8 +29,7 @@ class ResponseCache:
     """A directory of ``<key[:2]>/<key>.json`` entries, each ``{"request": ..., "response": ...}``."""
 
     def __init__(self, directory: str | Path) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory = Path(directory)  # created by the first put: a run that never starts writes nothing
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
