@@ -1,0 +1,123 @@
+"""The ``evolve`` command line: exit codes and one-line errors for every kind of bad input.
+
+Most cases call :func:`evolve.cli.main` in-process (fast); the installed console script is run
+once as a real subprocess to pin the entry point itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evolve.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY_SEED = ROOT / "seeds/toy/start.py"
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("evolve: "), err
+    return err[0]
+
+
+def test_console_script_lists_the_tasks() -> None:
+    exe = shutil.which("evolve")
+    if exe is None:
+        pytest.skip("the package is not installed (pip install -e .): no evolve console script")
+    proc = subprocess.run([exe, "tasks"], capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    for task in ("adder", "sorter", "microgpt", "toy"):
+        assert task in proc.stdout
+
+
+def test_eval_prints_metrics_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "toy", str(TOY_SEED), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "ok" and result["metrics"]["error"] == pytest.approx(1.0 + 0.25 + 0.0625 + 9.0)
+    assert main(["eval", "toy", str(TOY_SEED)]) == 0
+    assert "error" in capsys.readouterr().out
+
+
+def test_eval_of_a_crashing_program_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program = tmp_path / "crash.py"
+    program.write_text("raise RuntimeError('boom')\n")
+    assert main(["eval", "toy", str(program)]) == 1
+    assert "boom" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["eval", "toy", "no/such/program.py"], "no/such/program.py"),
+    (["eval", "nosuchtask", str(TOY_SEED)], "unknown task 'nosuchtask'"),
+    (["eval", "toy", str(TOY_SEED), "-o", "novalue"], "expected KEY=VALUE"),
+    (["eval", "toy", str(TOY_SEED), "-o", "bogus=1"], "unknown option 'bogus'"),
+    (["run", "no/such/config.yaml"], "no such config file"),
+    (["resume", "no-such-run"], "no such run 'no-such-run'"),
+    (["show", "no-such-run"], "no such run 'no-such-run'"),
+    (["archive", "reindex", "no-such-run"], "no such run 'no-such-run'"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert fragment in one_line_error(capsys)
+
+
+def test_eval_of_a_syntax_error_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program = tmp_path / "broken.py"
+    program.write_text("def f(:\n")
+    assert main(["eval", "toy", str(program)]) == 2
+    assert "broken.py" in one_line_error(capsys)
+
+
+@pytest.mark.slow
+def test_eval_of_an_adder_without_its_interface_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    program = tmp_path / "noformat.py"
+    program.write_text("import torch\n\ndef build_model():\n    return torch.nn.Linear(2, 2)\n")
+    assert main(["eval", "adder", str(program)]) == 2
+    assert "defines no FORMAT" in one_line_error(capsys)
+
+
+def test_show_of_a_directory_that_is_not_an_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notarun" / "archive").mkdir(parents=True)
+    assert main(["show", str(tmp_path / "notarun")]) == 2
+    one_line_error(capsys)
+    assert main(["archive", "reindex", str(tmp_path / "notarun")]) == 2
+    one_line_error(capsys)
+
+
+def test_show_of_an_unknown_candidate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = {
+        "run": {"name": "c", "output_dir": str(tmp_path / "runs")}, "task": {"name": "toy"},
+        "seeds": [str(TOY_SEED)], "budget": {"max_evaluations": 2},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", str(path)]) == 0
+    capsys.readouterr()
+    run_dir = str(tmp_path / "runs/c")
+    assert main(["show", run_dir, "999"]) == 2
+    assert "999" in one_line_error(capsys)
+    assert main(["show", run_dir, "1", "--diff"]) == 0
+    # Running the same config again without --resume is refused, and the archive is untouched.
+    before = subprocess.run(["git", "rev-list", "--all", "--count"], cwd=f"{run_dir}/archive", capture_output=True, text=True).stdout
+    capsys.readouterr()
+    assert main(["run", str(path)]) == 2
+    assert "--resume" in one_line_error(capsys)
+    after = subprocess.run(["git", "rev-list", "--all", "--count"], cwd=f"{run_dir}/archive", capture_output=True, text=True).stdout
+    assert before == after
+
+
+def test_bad_config_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = {
+        "run": {"name": "bad", "output_dir": str(tmp_path / "runs")}, "task": {"name": "toy"},
+        "seeds": [str(TOY_SEED)], "budget": {"max_evaluations": 0},
+    }
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", str(path)]) == 2
+    assert "budget.max_evaluations" in one_line_error(capsys)
+    assert not (tmp_path / "runs").exists()
