@@ -56,7 +56,14 @@ _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 
 #: Outside the Python installation, what an interpreter (and torch) needs to read. Not all of /dev:
 #: /dev/shm holds other processes' shared memory (torch tensors among them).
-_SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys")
+_SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/proc", "/sys")
+#: Of /etc only what the dynamic loader, libc and Python's stdlib read; never shadow, ssh keys,
+#: pip or git configuration (which may hold tokens), or anything else the host keeps there.
+_ETC_READ = (
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone",
+    "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/host.conf", "/etc/hosts", "/etc/mime.types",
+    "/etc/alternatives", "/etc/os-release",
+)
 #: Device nodes a sandboxed process may open for reading and writing.
 DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 _ENV_PASS = ("PATH", "LANG", "LANGUAGE", "TZ")
@@ -134,6 +141,7 @@ def readable_paths() -> list[str]:
     paths.update(site.getsitepackages())
     paths.update(package_dirs().values())
     paths.update(_SYSTEM_READ)
+    paths.update(_ETC_READ)
     return sorted(p for p in paths if os.path.exists(p))
 
 
