@@ -62,12 +62,9 @@ and ``hidden_accuracy`` >= 0.99, ``attention_ops`` >= 1. Options: ``hidden_seed`
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import random
-import stat
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -76,9 +73,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from evaluators._phases import (
+    CANDIDATE_FILE,
+    build_and_check,
+    import_candidate,
+    invalid,
+)
 from evaluators._torch_model import (
     ARTEFACT_FILES,
-    ArtefactError,
     attention_ops,
     count_parameters,
     export_model,
@@ -88,7 +90,7 @@ from evaluators._torch_model import (
     save_program,
 )
 from evolve.evaluation import EvalResult
-from evolve.sandbox import Job, Limits, Sandbox
+from evolve.sandbox import Job, Sandbox
 from evolve.tasks import Constraint, Objective, Task, TaskError
 
 MAX_OPERAND = 9_999_999_999
@@ -100,9 +102,7 @@ EDGE_CASES = (
 REFERENCE_SEED = 2025
 REFERENCE_RANDOM = 10_000
 MAX_TOKEN = 1024
-CANDIDATE_FILE = "candidate.py"
 FORMAT_FILE = "format.json"
-MAX_ARTEFACT_BYTES = 64 << 20
 CHUNK_SIZE = 1024
 
 
@@ -246,36 +246,24 @@ def _case_seed(hidden_seed: int, digest: str) -> int:
 def build(program: str, out: str = ".") -> dict[str, Any]:
     """Build phase (untrusted process): candidate file -> artefact files in ``out``."""
     torch.set_num_threads(1)
-    module = _import_candidate(Path(program))
+    module = import_candidate(Path(program))
     if not hasattr(module, "FORMAT"):
-        return _invalid("the program defines no FORMAT dict")
+        return invalid("the program defines no FORMAT dict")
     try:
         fmt = parse_format(module.FORMAT)
     except FormatError as exc:
-        return _invalid(str(exc))
+        return invalid(str(exc))
     build_model = getattr(module, "build_model", None)
     if not callable(build_model):
-        return _invalid("the program defines no build_model() function")
+        return invalid("the program defines no build_model() function")
     model = build_model()
     if not isinstance(model, nn.Module):
-        return _invalid(f"build_model() returned {type(model).__name__}, expected a torch.nn.Module")
+        return invalid(f"build_model() returned {type(model).__name__}, expected a torch.nn.Module")
     prompts = fmt.encode(*_operands(reference_cases()[len(EDGE_CASES):][:3]))
     exports = export_model(model, prompts, fmt.prompt_len + fmt.answer_len - 1)
     save_program(exports, Path(out))
     (Path(out) / FORMAT_FILE).write_text(json.dumps(fmt.to_json()), encoding="utf-8")
     return {"status": "ok"}
-
-
-def _import_candidate(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("candidate", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["candidate"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _invalid(reason: str) -> dict[str, Any]:
-    return {"status": "invalid", "error": reason}
 
 
 def check(hidden_seed: int | None = None, hidden_cases: int = 2000, directory: str = ".") -> dict[str, Any]:
@@ -374,56 +362,24 @@ class AdderTask(Task):
                 raise TaskError(f"adder: {key} must be a positive number, got {o[key]!r}")
 
     def evaluate(self, program: Path, sandbox: Sandbox) -> EvalResult:
-        with sandbox.workdir() as build_dir:
-            job = Job.call("evaluators.adder:build", files={CANDIDATE_FILE: str(program)}, program=CANDIDATE_FILE)
-            built = sandbox.run(job, limits=Limits(timeout_s=self.options["build_timeout_s"]), workdir=build_dir)
-            phases = {"build": built.summary()}
-            if not built.ok:
-                return EvalResult.failed(built, "build")
-            if isinstance(built.value, dict) and built.value.get("status") == "invalid":
-                return EvalResult(status="invalid", error=str(built.value.get("error"))[:300], phases=phases)
-            try:
-                files = _artefact_files(build_dir)
-            except ArtefactError as exc:
-                return EvalResult(status="error", error=str(exc), phases=phases)
-            job = Job.call(
-                "evaluators.adder:check", files=files,
-                hidden_seed=self.options["hidden_seed"], hidden_cases=self.options["hidden_cases"],
-            )
-            checked = sandbox.run(job, limits=Limits(timeout_s=self.options["check_timeout_s"]))
-        phases["check"] = checked.summary()
-        if not checked.ok:
-            result = EvalResult.failed(checked, "check")
-            result.phases = phases
-            return result
-        value = checked.value
-        if value["status"] != "ok":
-            return EvalResult(status=value["status"], error=value["error"], phases=phases)
+        o = self.options
+        outcome = build_and_check(
+            sandbox,
+            Job.call("evaluators.adder:build", files={CANDIDATE_FILE: str(program)}, program=CANDIDATE_FILE),
+            lambda files: Job.call("evaluators.adder:check", files=files,
+                                   hidden_seed=o["hidden_seed"], hidden_cases=o["hidden_cases"]),
+            (*ARTEFACT_FILES, FORMAT_FILE),
+            build_timeout_s=o["build_timeout_s"], check_timeout_s=o["check_timeout_s"],
+        )
+        if isinstance(outcome, EvalResult):
+            return outcome
         metrics = {
-            **value["metrics"],
-            "build_s": round(built.wall_s, 4),
-            "check_s": round(checked.wall_s, 4),
-            "peak_rss_mib": round(built.peak_rss_delta_mib, 3),
+            **outcome.value["metrics"],
+            "build_s": round(outcome.built.wall_s, 4),
+            "check_s": round(outcome.checked.wall_s, 4),
+            "peak_rss_mib": round(outcome.built.peak_rss_delta_mib, 3),
         }
-        return EvalResult(status="ok", metrics=metrics, info=value["info"], phases=phases)
-
-
-def _artefact_files(build_dir: Path) -> dict[str, str]:
-    """The artefact files to hand to the checker: regular files (no links, no FIFOs), size-capped."""
-    files, total = {}, 0
-    for name in (*ARTEFACT_FILES, FORMAT_FILE):
-        path = build_dir / name
-        try:
-            st = os.lstat(path)
-        except OSError:
-            raise ArtefactError(f"the build produced no {name}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise ArtefactError(f"{name} is not a regular file")
-        total += st.st_size
-        files[name] = str(path)
-    if total > MAX_ARTEFACT_BYTES:
-        raise ArtefactError(f"the artefact is {total >> 20} MiB, more than the {MAX_ARTEFACT_BYTES >> 20} MiB allowed")
-    return files
+        return EvalResult(status="ok", metrics=metrics, info=outcome.value["info"], phases=outcome.phases)
 
 
 TASK = AdderTask

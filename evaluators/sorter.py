@@ -41,11 +41,7 @@ and ``peak_rss_mib`` (build peak RSS above the zygote).
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import os
-import stat
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +49,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from evaluators._phases import (
+    CANDIDATE_FILE,
+    build_and_check,
+    import_candidate,
+    invalid,
+)
 from evaluators._torch_model import (
     ARTEFACT_FILES,
     ArtefactError,
@@ -66,11 +68,9 @@ from evaluators._torch_model import (
     save_program,
 )
 from evolve.evaluation import EvalResult
-from evolve.sandbox import Job, Limits, Sandbox
+from evolve.sandbox import Job, Sandbox
 from evolve.tasks import Constraint, Objective, Task, TaskError
 
-CANDIDATE_FILE = "candidate.py"
-MAX_ARTEFACT_BYTES = 64 << 20
 CHUNK_SIZE = 4096
 #: ATen operators that sort, rank or count values: a model calling them does not learn to sort.
 SORTING_OPS = frozenset({
@@ -95,28 +95,16 @@ def prompts(strings: torch.Tensor, alphabet: int) -> torch.Tensor:
 def build(program: str, alphabet: int, length: int, seed: int, out: str = ".") -> dict[str, Any]:
     """Build phase (untrusted process): candidate file -> trained model -> artefact files in ``out``."""
     torch.set_num_threads(1)
-    module = _import_candidate(Path(program))
+    module = import_candidate(Path(program))
     train_model = getattr(module, "train_model", None)
     if not callable(train_model):
-        return _invalid("the program defines no train_model(alphabet, length, seed) function")
+        return invalid("the program defines no train_model(alphabet, length, seed) function")
     model = train_model(alphabet, length, seed)  # positional: parameter names are the candidate's
     if not isinstance(model, nn.Module):
-        return _invalid(f"train_model() returned {type(model).__name__}, expected a torch.nn.Module")
+        return invalid(f"train_model() returned {type(model).__name__}, expected a torch.nn.Module")
     example = prompts(cases(alphabet, length)[[1, -2, -1]], alphabet)  # three rows: the batch stays dynamic
     save_program(export_model(model, example, 2 * length), Path(out))
     return {"status": "ok"}
-
-
-def _import_candidate(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("candidate", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["candidate"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _invalid(reason: str) -> dict[str, Any]:
-    return {"status": "invalid", "error": reason}
 
 
 def check(alphabet: int, length: int, directory: str = ".") -> dict[str, Any]:
@@ -182,53 +170,26 @@ class SorterTask(Task):
     def evaluate(self, program: Path, sandbox: Sandbox) -> EvalResult:
         o = self.options
         size = {"alphabet": o["alphabet"], "length": o["length"]}
-        with sandbox.workdir() as build_dir:
-            job = Job.call("evaluators.sorter:build", files={CANDIDATE_FILE: str(program)},
-                           program=CANDIDATE_FILE, seed=o["seed"], **size)
-            built = sandbox.run(job, limits=Limits(timeout_s=o["build_timeout_s"]), workdir=build_dir)
-            phases = {"build": built.summary()}
-            if not built.ok:
-                return EvalResult.failed(built, "build")
-            if isinstance(built.value, dict) and built.value.get("status") == "invalid":
-                return EvalResult(status="invalid", error=str(built.value.get("error"))[:300], phases=phases)
-            try:
-                files = _artefact_files(build_dir)
-            except ArtefactError as exc:
-                return EvalResult(status="error", error=str(exc), phases=phases)
-            checked = sandbox.run(Job.call("evaluators.sorter:check", files=files, **size),
-                                  limits=Limits(timeout_s=o["check_timeout_s"]))
-        phases["check"] = checked.summary()
-        if not checked.ok:
-            result = EvalResult.failed(checked, "check")
-            result.phases = phases
-            return result
+        outcome = build_and_check(
+            sandbox,
+            Job.call("evaluators.sorter:build", files={CANDIDATE_FILE: str(program)},
+                     program=CANDIDATE_FILE, seed=o["seed"], **size),
+            lambda files: Job.call("evaluators.sorter:check", files=files, **size),
+            ARTEFACT_FILES,
+            build_timeout_s=o["build_timeout_s"], check_timeout_s=o["check_timeout_s"],
+        )
+        if isinstance(outcome, EvalResult):
+            return outcome
+        built = outcome.built
         metrics = {
-            **checked.value["metrics"],
+            **outcome.value["metrics"],
             "train_s": round(built.wall_s, 4),
             "train_cpu_s": round(built.cpu_s, 4),
-            "check_s": round(checked.wall_s, 4),
+            "check_s": round(outcome.checked.wall_s, 4),
             "peak_rss_mib": round(built.peak_rss_delta_mib, 3),
         }
-        info = {**checked.value["info"], **size, "seed": o["seed"]}
-        return EvalResult(status="ok", metrics=metrics, info=info, phases=phases)
-
-
-def _artefact_files(build_dir: Path) -> dict[str, str]:
-    """The artefact files to hand to the checker: regular files (no links, no FIFOs), size-capped."""
-    files, total = {}, 0
-    for name in ARTEFACT_FILES:
-        path = build_dir / name
-        try:
-            st = os.lstat(path)
-        except OSError:
-            raise ArtefactError(f"the build produced no {name}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise ArtefactError(f"{name} is not a regular file")
-        total += st.st_size
-        files[name] = str(path)
-    if total > MAX_ARTEFACT_BYTES:
-        raise ArtefactError(f"the artefact is {total >> 20} MiB, more than the {MAX_ARTEFACT_BYTES >> 20} MiB allowed")
-    return files
+        info = {**outcome.value["info"], **size, "seed": o["seed"]}
+        return EvalResult(status="ok", metrics=metrics, info=info, phases=outcome.phases)
 
 
 TASK = SorterTask

@@ -1,0 +1,33 @@
+"""What crosses from the untrusted build to the clean check: regular artefact files, size-capped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evaluators._phases import MAX_ARTEFACT_BYTES, ArtefactFileError, artefact_files
+
+NAMES = ("program.json", "tensors.pt", "format.json")
+
+
+def test_the_expected_regular_files_are_handed_over(tmp_path: Path) -> None:
+    for name in NAMES:
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "extra.txt").write_text("not part of the artefact")
+    assert artefact_files(tmp_path, NAMES) == {name: str(tmp_path / name) for name in NAMES}
+
+
+def test_missing_linked_or_oversized_artefacts_are_refused(tmp_path: Path) -> None:
+    for name in NAMES[:2]:
+        (tmp_path / name).write_text("{}")
+    with pytest.raises(ArtefactFileError, match="no format.json"):
+        artefact_files(tmp_path, NAMES)
+    (tmp_path / "format.json").symlink_to("/etc/passwd")
+    with pytest.raises(ArtefactFileError, match="not a regular file"):
+        artefact_files(tmp_path, NAMES)
+    (tmp_path / "format.json").unlink()
+    with open(tmp_path / "format.json", "wb") as f:
+        f.truncate(MAX_ARTEFACT_BYTES)
+    with pytest.raises(ArtefactFileError, match="MiB"):
+        artefact_files(tmp_path, NAMES)
