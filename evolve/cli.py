@@ -57,6 +57,28 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_show)
 
+    c = sub.add_parser("compare", help="compare strategies at an equal budget over seeds (COMPARE.yaml), "
+                                       "or compare existing runs")
+    c.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="a COMPARE.yaml to run (resumable), a comparison directory, or two or more runs")
+    c.add_argument("--out", type=Path, help="results directory when comparing runs (default runs/comparison)")
+    c.add_argument("--budget", metavar="KIND",
+                   help="budget axis for existing runs: evaluations, tokens, cost_usd or wall_s "
+                        "(default: the budget they share)")
+    c.add_argument("--target", action="append", metavar="'METRIC OP VALUE'",
+                   help="measure the budget spent until a feasible candidate meets this, repeatable")
+    c.add_argument("--reference", action="append", metavar="OBJECTIVE=VALUE",
+                   help="hypervolume reference point (default: derived from the runs), repeatable")
+    c.add_argument("--report", action="store_true", help="also write report.html in the results directory")
+    c.set_defaults(func=cmd_compare)
+
+    rp = sub.add_parser("report", help="write a self-contained HTML report of a run or a comparison")
+    rp.add_argument("path", help="run name (under runs/), run directory, or comparison directory")
+    rp.add_argument("-o", "--output", type=Path, help="the HTML file to write (default: PATH/report.html)")
+    rp.add_argument("--max-programs", type=int, default=500, metavar="N",
+                    help="include the source of at most N programs (the front always; default 500)")
+    rp.set_defaults(func=cmd_report)
+
     a = sub.add_parser("archive", help="archive maintenance")
     asub = a.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
     ri = asub.add_parser("reindex", help="rebuild the sqlite index from git")
@@ -86,13 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _user_error(exc: Exception) -> str | None:
     """The one-line message for an error caused by the user's input, else None (a bug: re-raise)."""
     from evolve.archive import ArchiveError
+    from evolve.compare import CompareError
     from evolve.config import ConfigError
     from evolve.evaluation import ProgramError
     from evolve.run import RunError
     from evolve.strategies import StrategyError
     from evolve.tasks import TaskError
 
-    known: tuple[type[Exception], ...] = (ArchiveError, ConfigError, ProgramError, RunError, StrategyError, TaskError)
+    known: tuple[type[Exception], ...] = (ArchiveError, CompareError, ConfigError, ProgramError, RunError,
+                                          StrategyError, TaskError)
     try:
         from evolve.llm import LLMError
 
@@ -209,6 +233,98 @@ def cmd_show(args: argparse.Namespace) -> int:
     from evolve.report import show
 
     return show.main(_run_dir(args.run), args)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evolve.compare.stats import compute
+    from evolve.compare.table import print_table
+    from evolve.report.html import comparison_report, write_report
+    from evolve.report.plots import comparison_figures, save_figures
+
+    comparison = _comparison(args)
+    if comparison is None:
+        return EXIT_INTERRUPTED
+    stats = compute(comparison)
+    console = Console()
+    print_table(stats, console)
+    comparison.save(results=stats.to_dict())
+    figures = comparison_figures(stats)
+    written = save_figures(figures, comparison.directory)
+    if args.report:
+        written.append(write_report(comparison.directory / "report.html", comparison_report(stats, figures)))
+    console.print(f"wrote {comparison.directory / 'comparison.json'}, " + ", ".join(p.name for p in written),
+                  highlight=False)
+    return EXIT_OK
+
+
+def _comparison(args: argparse.Namespace) -> Any:
+    """The comparison the inputs name; runs a COMPARE.yaml's matrix first (None: interrupted)."""
+    from evolve.compare import Comparison, is_comparison, load_compare
+    from evolve.compare.config import BUDGET_KINDS
+
+    inputs = args.inputs
+    for_runs = {"--out": args.out, "--budget": args.budget, "--target": args.target,
+                "--reference": args.reference}
+    given = [flag for flag, value in for_runs.items() if value]
+    if any(Path(i).suffix in (".yaml", ".yml") for i in inputs):
+        if len(inputs) != 1:
+            raise UsageError("give one COMPARE.yaml, or run directories, not both")
+        if given:
+            raise UsageError(f"{', '.join(given)}: only for comparing existing runs (a COMPARE.yaml sets these)")
+        return _run_matrix(load_compare(inputs[0]))
+    if len(inputs) == 1:
+        path = _run_dir(inputs[0])
+        if not is_comparison(path):
+            raise UsageError(f"{path}: not a comparison; give a COMPARE.yaml or at least two runs")
+        if given:
+            raise UsageError(f"{', '.join(given)}: only for comparing existing runs")
+        return Comparison.load(path)
+    if args.budget is not None and args.budget not in BUDGET_KINDS:
+        raise UsageError(f"--budget {args.budget!r}: expected one of {', '.join(BUDGET_KINDS)}")
+    reference = None
+    if args.reference:
+        reference = {}
+        for pair in args.reference:
+            key, _, value = pair.partition("=")
+            try:
+                reference[key.strip()] = float(value)
+            except ValueError:
+                raise UsageError(f"--reference {pair!r}: expected OBJECTIVE=NUMBER") from None
+    return Comparison.from_runs([_run_dir(r) for r in inputs], args.out or Path("runs") / "comparison",
+                                budget_kind=args.budget, reference=reference,
+                                target=tuple(args.target) if args.target else None)
+
+
+def _run_matrix(spec: Any) -> Any:
+    from evolve.compare.matrix import run_matrix
+    from evolve.compare.progress import ConsoleListener
+
+    console = Console(stderr=True)
+    outcome = run_matrix(spec, ConsoleListener(console))
+    if outcome.interrupted:
+        console.print(f"comparison interrupted: run `evolve compare {spec.source}` again to continue",
+                      highlight=False)
+        return None
+    return outcome.comparison
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evolve.compare import Comparison, is_comparison
+    from evolve.compare.stats import compute
+    from evolve.report.html import comparison_report, run_report, write_report
+
+    path = _run_dir(args.path)
+    if args.max_programs < 0:
+        raise UsageError(f"--max-programs must be >= 0 (got {args.max_programs})")
+    if is_comparison(path):
+        document = comparison_report(compute(Comparison.load(path)))
+    elif (path / "archive").is_dir():
+        document = run_report(path, max_programs=args.max_programs)
+    else:
+        raise UsageError(f"{path} is neither a run (no archive/) nor a comparison (no comparison.json)")
+    out = write_report(args.output or path / "report.html", document)
+    print(f"wrote {out}")
+    return EXIT_OK
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:

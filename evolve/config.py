@@ -197,6 +197,8 @@ def parse_config(data: Any, source: str = "<config>") -> RunConfig:
     """Validate a mapping (already parsed YAML) into a :class:`RunConfig`, or raise ConfigError."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    if "variants" in data and "base" in data:
+        raise ConfigError(f"{source}: this is a comparison config (base, variants): run it with `evolve compare {source}`")
     data = _expand_env(data, source)
     try:
         cfg = RunConfig.model_validate(data)

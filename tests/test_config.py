@@ -38,7 +38,8 @@ def test_good_config_loads(tmp_path: Path) -> None:
 
 def test_shipped_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    # compare-*.yaml are comparison configs, checked in tests/compare.
+    configs = sorted(p for p in (ROOT / "configs").glob("*.yaml") if not p.name.startswith("compare-"))
     assert configs, "configs/ ships example configs"
     for path in configs:
         load_config(path.relative_to(ROOT))
@@ -115,6 +116,12 @@ def test_llm_section_errors(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             load_config(write(tmp_path, _set(base, "llm", llm)))
         assert fragment in str(err.value), str(err.value)
+
+
+def test_a_comparison_config_points_to_evolve_compare(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ConfigError, match="comparison config .* `evolve compare configs/compare-toy.yaml`"):
+        load_config("configs/compare-toy.yaml")
 
 
 def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:

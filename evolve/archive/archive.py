@@ -38,7 +38,7 @@ from typing import Any
 from evolve.archive import messages
 from evolve.archive.index import FIXED_SORT_KEYS, Index
 from evolve.archive.pareto import non_dominated
-from evolve.archive.records import ArchiveError, Candidate, CandidateRecord, RunMeta, Summary
+from evolve.archive.records import ArchiveError, Candidate, CandidateRecord, Checkpoint, RunMeta, Summary
 from evolve.archive.store import GitStore, blob_id
 
 META_REF = "refs/evolve/meta"
@@ -171,7 +171,7 @@ class Archive:
     def _next_front(self, added: list[Candidate]) -> list[Candidate]:
         """Non-dominated set of the old front plus the new feasible candidates (dominance is
         transitive, so nothing off the old front can return)."""
-        pool = self._front + [c for c in added if _eligible(c, self.meta)]
+        pool = self._front + [c for c in added if eligible(c, self.meta)]
         points = [self.meta.point(c.metrics) for c in pool]
         return sorted((pool[i] for i in non_dominated(points)), key=lambda c: c.id)
 
@@ -293,6 +293,19 @@ class Archive:
         """The state saved with the last batch (``{}`` before the first)."""
         return json.loads(self._store.read_files(self._checkpoint)["state.json"])
 
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every committed batch, oldest first, with the state saved alongside it. Read-only;
+        reports use it to plot what a run had spent (evaluations, tokens, time) batch by batch."""
+        found, sha = [], self._checkpoint
+        while sha and sha != self._meta_sha:
+            commit = self._store.read_commit(sha)
+            files = self._store.read_tree(commit.tree)
+            document = json.loads(self._store.read(files["checkpoint.json"]))
+            found.append(Checkpoint(next_id=document["next_id"],
+                                    state=json.loads(self._store.read(files["state.json"]))))
+            sha = commit.parents[0]
+        return found[::-1]
+
     def get(self, key: int | str) -> Candidate:
         """A candidate by id (``42``, ``"42"``, ``"#42"``) or by a sha prefix (4+ hex digits). A
         decimal string is an id first; failing that (or with a leading zero) a sha prefix."""
@@ -381,7 +394,7 @@ class Archive:
                        **totals)
 
 
-def _eligible(c: Candidate, meta: RunMeta) -> bool:
+def eligible(c: Candidate, meta: RunMeta) -> bool:
     """May ``c`` be on the front: evaluated, feasible, and every objective present."""
     return c.result.ok and c.feasible and meta.point(c.metrics) is not None
 

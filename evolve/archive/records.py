@@ -134,6 +134,14 @@ class Candidate(CandidateRecord):
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """One committed batch as :meth:`Archive.checkpoints` reads it back."""
+
+    next_id: int  # candidates in the archive once this batch was committed (0: its creation)
+    state: dict[str, Any]  # the writer's resume state saved with the batch
+
+
+@dataclass(frozen=True)
 class Summary:
     """Run-level figures for ``evolve show`` and reports."""
 
