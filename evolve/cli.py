@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from rich.console import Console
 from rich.table import Table
+
+from evolve.report.console import make_console
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -136,7 +137,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for info in describe_tasks():
         objs = ", ".join(f"{o.goal} {o.name}" for o in info.objectives)
         table.add_row(info.name, objs, ", ".join(map(str, info.constraints)), info.description)
-    Console().print(table)
+    make_console().print(table)
     return EXIT_OK
 
 
@@ -169,7 +170,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _print_result(task: Any, result: Any) -> None:
-    console = Console()
+    console = make_console()
     table = Table(title=f"{task.name}: {result.status}{' (feasible)' if result.feasible else ''}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -212,7 +213,7 @@ def _execute(config: Any, resume: bool) -> int:
     from evolve.run import EvolutionRun
 
     run = EvolutionRun(config, resume=resume)
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     with RunProgress(run, console) as progress:
         outcome = run.execute(progress=progress.update)
     progress.summary(outcome)
@@ -245,7 +246,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if comparison is None:
         return EXIT_INTERRUPTED
     stats = compute(comparison)
-    console = Console()
+    console = make_console()
     print_table(stats, console)
     comparison.save(results=stats.to_dict())
     figures = comparison_figures(stats)
@@ -299,7 +300,7 @@ def _run_matrix(spec: Any) -> Any:
     from evolve.compare.matrix import run_matrix
     from evolve.compare.progress import ConsoleListener
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     outcome = run_matrix(spec, ConsoleListener(console))
     if outcome.interrupted:
         console.print(f"comparison interrupted: run `evolve compare {spec.source}` again to continue",
