@@ -5,6 +5,10 @@ Each batch: the strategy proposes one parent per evaluation slot, mutators write
 results), the sandbox evaluates them (concurrently), and the archive commits the whole batch together
 with the RNG and mutator state. A run killed at any moment resumes from its last committed batch and
 continues the same sequence.
+
+Agent strategies (``agent``, ``agent-cli``) replace the batch by an *iteration*: the strategy drives an
+agent through :class:`_AgentHost`, which evaluates each attempt in the same sandbox and commits it
+at once (one-record batch with the run state); a state-only checkpoint closes the iteration.
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ import secrets
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from evolve.agents.session import Attempt, Spend
 from evolve.archive import Archive, CandidateRecord, RunMeta
 from evolve.config import RunConfig, resolve_constraints, resolve_objectives
 from evolve.evaluation import EvalResult, evaluate
 from evolve.mutators import Mutation, MutationContext, Mutator, ProgramView, make_mutator
 from evolve.sandbox import Limits, Sandbox
-from evolve.strategies import Individual, Proposal, Strategy, make_strategy
+from evolve.strategies import AgentStrategy, Individual, Proposal, Strategy, make_strategy
 from evolve.tasks import Constraint, Task, task_class
 
 PROGRAM_NAME = "program.py"
@@ -103,6 +108,8 @@ class EvolutionRun:
         self.objectives = self.task.objectives
         self.targets: list[Constraint] = config.target_constraints()
         self.strategy: Strategy = make_strategy(config.strategy.name, self.objectives, config.strategy.params)
+        if isinstance(self.strategy, AgentStrategy):
+            self.strategy.preflight()  # e.g. the agent CLI is installed: fail before anything is written
         self.llm = _make_llm(config) if config.llm is not None else None
         try:
             if self.llm is not None:  # before the archive exists: a dead endpoint leaves nothing behind
@@ -161,14 +168,19 @@ class EvolutionRun:
         for mutator, mstate in zip(self.mutators, state.get("mutators", [])):
             mutator.set_state(mstate)
         self.target_hit = state.get("target_hit")
+        if isinstance(self.strategy, AgentStrategy):
+            self.strategy.set_state(state.get("agent", {}))
 
     def _state(self) -> dict[str, Any]:
-        return {
+        state = {
             "rng": _rng_to_json(self.rng.getstate()),
             "counters": self.counters.__dict__,
             "mutators": [m.get_state() for m in self.mutators],
             "target_hit": self.target_hit,
         }
+        if isinstance(self.strategy, AgentStrategy):
+            state["agent"] = self.strategy.get_state()
+        return state
 
     # --- the loop ----------------------------------------------------------------------------
     def execute(self, progress: ProgressFn | None = None) -> RunOutcome:
@@ -189,8 +201,9 @@ class EvolutionRun:
             else:
                 self._restore()
             base_wall = self.counters.wall_s
+            step = self._agent_iteration if isinstance(self.strategy, AgentStrategy) else self._batch
             while (reason := self._stop_reason(base_wall, started)) is None:
-                self._batch(sandbox, base_wall, started)
+                step(sandbox, base_wall, started)
                 if progress:
                     progress(self)
         except KeyboardInterrupt:
@@ -275,6 +288,15 @@ class EvolutionRun:
         self.counters.wall_s = base_wall + (time.monotonic() - started)
         self._commit(records)
 
+    def _agent_iteration(self, sandbox: Sandbox, base_wall: float, started: float) -> None:
+        """One agent iteration (attempts are committed as they happen), then a state-only checkpoint
+        that saves what it decided: the current best, the notes."""
+        assert isinstance(self.strategy, AgentStrategy)
+        self.strategy.iterate(_AgentHost(self, sandbox, base_wall, started))
+        self.counters.batches += 1
+        self.counters.wall_s = base_wall + (time.monotonic() - started)
+        self.archive.add_batch([], self._state())
+
     def _batch_size(self) -> int:
         n = self.config.parallel.evaluations
         if self.config.budget.max_evaluations is not None:
@@ -333,6 +355,68 @@ class EvolutionRun:
         r = k.result
         return ProgramView(id=k.id, source=k.source, metrics=r.metrics, status=r.status, feasible=r.feasible,
                            error=r.error, traceback=r.traceback)
+
+
+class _AgentHost:
+    """The run's side of an agent iteration (the :class:`evolve.agents.session.Host` protocol)."""
+
+    def __init__(self, run: EvolutionRun, sandbox: Sandbox, base_wall: float, started: float) -> None:
+        self._run, self._sandbox, self._base_wall, self._started = run, sandbox, base_wall, started
+        task = run.task
+        self.objectives, self.constraints = run.objectives, task.constraints
+        self.task_description, self.task_name = task.description, task.name
+        self.task_options = {k: v for k, v in task.options.items() if k != "hidden_seed"}
+        self.program_name = PROGRAM_NAME
+        self.archive_dir, self.scratch, self.run_dir = run.archive_dir, run.scratch, run.config.run_dir
+        self.rng, self.llm = run.rng, run.llm
+
+    @property
+    def next_id(self) -> int:
+        return len(self._run.known)
+
+    def _elapsed(self) -> float:
+        return self._base_wall + (time.monotonic() - self._started)
+
+    def stop_reason(self) -> str | None:
+        return self._run._stop_reason(self._base_wall, self._started)
+
+    def wall_left(self) -> float | None:
+        budget = self._run.config.budget.max_wall_s
+        return None if budget is None else budget - self._elapsed()
+
+    def charge(self, spend: Spend) -> None:
+        c = self._run.counters
+        c.prompt_tokens += spend.prompt_tokens
+        c.completion_tokens += spend.completion_tokens
+        c.cost_usd += spend.cost_usd
+
+    def evaluate(self, source: str, *, parent: int, intent: str, mutator: str, spend: Spend,
+                 extra: dict[str, Any]) -> Attempt:
+        run = self._run
+        [result] = run._evaluate_all(self._sandbox, [source])
+        run.counters.rejected_in_a_row = 0
+        run.counters.wall_s = self._elapsed()
+        run._commit([CandidateRecord(
+            parents=(parent,), source=source, result=result, mutator=mutator, model=spend.model,
+            description=intent, prompt_tokens=spend.prompt_tokens, completion_tokens=spend.completion_tokens,
+            cost_usd=spend.cost_usd, generation=run.known[parent].generation + 1, extra=extra)])
+        return self.attempt(self.next_id - 1)
+
+    def reject(self, reason: str) -> None:
+        c = self._run.counters
+        c.rejected += 1
+        c.rejected_in_a_row += 1
+        self._run.history.append(f"rejected: {reason}")
+
+    def attempt(self, cid: int) -> Attempt:
+        k = self._run.known[cid]
+        return Attempt(k.id, k.source, k.result, k.generation)
+
+    def commit_sha(self, cid: int) -> str:
+        return self._run.archive.get(cid).sha
+
+    def recent(self) -> list[str]:
+        return list(self._run.history)
 
 
 def _individual(cid: int, source: str, result: EvalResult, island: int | None, generation: int) -> Individual:

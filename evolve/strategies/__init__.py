@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from evolve.strategies.agent import AgentStrategy, CliAgent, ToolAgent
 from evolve.strategies.base import Individual, Proposal, Strategy, StrategyError
 from evolve.strategies.hillclimb import HillClimb
 from evolve.strategies.islands import Islands
 from evolve.strategies.random_search import RandomSearch
 from evolve.tasks import Objective
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Islands, HillClimb, RandomSearch)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (Islands, HillClimb, RandomSearch, ToolAgent, CliAgent)}
 
 
 def make_strategy(name: str, objectives: tuple[Objective, ...], params: dict[str, Any] | None = None) -> Strategy:
@@ -19,4 +21,4 @@ def make_strategy(name: str, objectives: tuple[Objective, ...], params: dict[str
     return STRATEGIES[name](objectives, params)
 
 
-__all__ = ["Individual", "Proposal", "Strategy", "StrategyError", "STRATEGIES", "make_strategy"]
+__all__ = ["AgentStrategy", "Individual", "Proposal", "Strategy", "StrategyError", "STRATEGIES", "make_strategy"]

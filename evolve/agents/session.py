@@ -1,0 +1,187 @@
+"""The narrow interface between the run loop and one agent iteration.
+
+The run loop offers a :class:`Host`: evaluate a program in the run's sandbox and archive it at once
+(one commit per attempt, saved with the run state, so a kill loses nothing that was evaluated),
+charge tokens and dollars to the run's budgets, say whether a run budget is spent. An
+:class:`AgentSession` wraps the host for one iteration: it starts from the iteration's base (the
+current best), enforces the per-iteration limits on evaluations and tokens, never evaluates the
+same program twice, and compares every attempt with the base using the strategy's Pareto ranker.
+Figures come only from the evaluator; nothing an agent says about its program is ever used.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from evolve.agents.notes import Notes
+from evolve.evaluation import EvalResult
+from evolve.tasks import Constraint, Objective
+
+if TYPE_CHECKING:  # evolve.strategies imports this package: no import of it at module level
+    from evolve.strategies.base import Individual
+    from evolve.strategies.ranking import Ranker
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An evaluated program in the archive."""
+
+    id: int
+    source: str
+    result: EvalResult
+    generation: int = 0
+
+    def individual(self) -> "Individual":
+        """The strategy's view of this program (what the Pareto ranker compares)."""
+        from evolve.strategies.base import Individual
+
+        r = self.result
+        return Individual(id=self.id, metrics=r.metrics, feasible=r.feasible, violation=r.violation,
+                          status=r.status, code_length=len(self.source), generation=self.generation)
+
+
+@dataclass
+class Spend:
+    """Tokens and dollars spent by an agent, charged to the run's budgets."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    model: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, other: "Spend") -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost_usd += other.cost_usd
+        self.model = other.model or self.model
+
+
+class Host(Protocol):
+    """What the run loop gives an agent iteration (implemented in :mod:`evolve.run`)."""
+
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...]
+    task_description: str
+    task_name: str
+    task_options: dict[str, Any]  # what a user may pass to ``evolve eval`` (no hidden seed)
+    program_name: str
+    archive_dir: Path
+    scratch: Path
+    run_dir: Path
+    rng: random.Random
+    llm: Any
+
+    @property
+    def next_id(self) -> int: ...
+
+    def stop_reason(self) -> str | None:
+        """Why the run must stop now (a budget spent, the target reached), else None."""
+
+    def wall_left(self) -> float | None:
+        """Seconds left in the wall-time budget (None: no such budget)."""
+
+    def charge(self, spend: Spend) -> None:
+        """Add tokens and dollars to the run's counters at once (budgets see them)."""
+
+    def evaluate(self, source: str, *, parent: int, intent: str, mutator: str, spend: Spend,
+                 extra: dict[str, Any]) -> Attempt:
+        """Evaluate ``source`` in the run's sandbox and archive it (with the run state)."""
+
+    def reject(self, reason: str) -> None:
+        """Count an iteration that produced nothing to evaluate."""
+
+    def attempt(self, cid: int) -> Attempt: ...
+
+    def commit_sha(self, cid: int) -> str: ...
+
+    def recent(self) -> list[str]:
+        """One-line summaries of the latest archived programs, oldest first."""
+
+
+class SessionLimit(Exception):
+    """The session may not do this (its evaluations or the run's budget are spent); one line."""
+
+
+@dataclass
+class AgentSession:
+    """One iteration's view of the run: base program, limits, notes, what was spent and tried."""
+
+    host: Host
+    base: Attempt
+    notes: Notes
+    ranker: "Ranker"
+    mutator: str
+    iteration: int
+    max_evaluations: int
+    max_tokens: int | None = None
+    attempts: list[Attempt] = field(default_factory=list, init=False)
+    spent: Spend = field(default_factory=Spend, init=False)
+    _unbilled: Spend = field(default_factory=Spend, init=False)  # spent since the last archived attempt
+
+    def charge(self, spend: Spend) -> None:
+        self.host.charge(spend)
+        self.spent.add(spend)
+        self._unbilled.add(spend)
+
+    def stop_reason(self) -> str | None:
+        """Why this session must end now, else None."""
+        reason = self.host.stop_reason()
+        if reason is None and self.max_tokens is not None and self.spent.tokens >= self.max_tokens:
+            reason = f"token limit of the iteration reached ({self.spent.tokens} >= {self.max_tokens})"
+        return reason
+
+    @property
+    def evaluations_left(self) -> int:
+        return self.max_evaluations - len(self.attempts)
+
+    def known(self, source: str) -> Attempt | None:
+        """The attempt (or the base) that already has exactly this source."""
+        return next((a for a in [self.base, *self.attempts] if a.source == source), None)
+
+    def evaluate(self, source: str, intent: str, *, parent: int | None = None,
+                 extra: dict[str, Any] | None = None) -> Attempt:
+        """Evaluate and archive ``source``; raises :class:`SessionLimit` when no evaluation is left."""
+        if self.evaluations_left <= 0:
+            raise SessionLimit(f"no evaluations left in this iteration (limit {self.max_evaluations})")
+        reason = self.host.stop_reason()
+        if reason is not None:
+            raise SessionLimit(f"the run must stop: {reason}")
+        if parent is None:
+            parent = self.attempts[-1].id if self.attempts else self.base.id
+        spend, self._unbilled = self._unbilled, Spend(model=self._unbilled.model)
+        attempt = self.host.evaluate(source, parent=parent, intent=intent, mutator=self.mutator, spend=spend,
+                                     extra={"iteration": self.iteration, **(extra or {})})
+        self.attempts.append(attempt)
+        return attempt
+
+    def compare(self, attempt: Attempt) -> str:
+        """How ``attempt`` relates to the base, in words, by the Pareto ranker."""
+        a, b = attempt.individual(), self.base.individual()
+        if self.ranker.better(a, b):
+            return f"better than the base #{self.base.id}"
+        if self.ranker.better(b, a):
+            return f"worse than the base #{self.base.id}"
+        if self.ranker.usable(a) and self.ranker.point(a) != self.ranker.point(b):
+            return f"a trade-off against the base #{self.base.id} (neither dominates)"
+        return f"no better and no worse than the base #{self.base.id}"
+
+    def transcript_path(self, suffix: str) -> Path:
+        """Where this iteration's transcript goes (``runs/<run>/transcripts/iteration-0007.json``)."""
+        path = self.host.run_dir / "transcripts" / f"iteration-{self.iteration:04d}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def best_of(attempts: list[Attempt], ranker: "Ranker") -> Attempt | None:
+    """The best of ``attempts`` by the Pareto ranker (None for no attempts)."""
+    if not attempts:
+        return None
+    best = ranker.order([a.individual() for a in attempts])[0]
+    return next(a for a in attempts if a.id == best.id)
