@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -352,7 +353,14 @@ def client_from_config(
     """Build a client from the config's ``llm`` section (duck-typed, so this layer needs no config import).
 
     ``base_url`` overrides the section's, e.g. with the address of a local model server just started.
+    Provider ``local`` (without such an override) assembles the registry model, starts its server and
+    returns a client whose ``close()`` stops it (see :mod:`evolve.llm.local`).
     """
+    if getattr(section, "provider", "openai") == "local" and base_url is None:
+        from evolve.llm.local import local_client
+
+        log = Path(cache_dir).parent / "local-llm-server.log" if cache_dir is not None else None
+        return local_client(section, cache_dir, replay=replay, log_path=log)
     url = base_url or getattr(section, "base_url", None)
     if not url:
         raise LLMError(f"llm: no base_url (provider {getattr(section, 'provider', 'openai')!r} needs a running server's address)")
