@@ -13,8 +13,8 @@ def test_known_names() -> None:
     assert isinstance(make_mutator("numeric", llm=None, max_edits=2), NumericMutator)
     assert isinstance(make_mutator("random"), RandomMutator)
     client = LLMClient("http://127.0.0.1:9/v1", [ModelSpec("m")])
-    diff = make_mutator("llm-diff", llm=client, strict=True)
-    assert isinstance(diff, LLMDiffMutator) and diff.strict and diff.llm is client
+    diff = make_mutator("llm-diff", llm=client, style="strict")
+    assert isinstance(diff, LLMDiffMutator) and diff.strict and diff.asks == "diff" and diff.llm is client
     assert all(make_mutator(n, llm=client).name == n for n in MUTATORS)
 
 
@@ -23,7 +23,9 @@ def test_known_names() -> None:
     ("numeric", {"temperature": 1.0}, "mutator 'numeric': unknown option 'temperature' \\(known: adaptive, ast_rate, group_rate, max_edits\\)"),
     ("random", {"x": 1}, "mutator 'random': unknown option 'x' \\(known: none\\)"),
     ("llm-rewrite", {}, "mutator 'llm-rewrite' needs an LLM client"),
+    ("llm-diff", {"style": "terse"}, "mutator 'llm-diff': style must be one of auto, full, strict \\(got 'terse'\\)"),
 ])
 def test_errors_are_one_line(name: str, params: dict, message: str) -> None:
+    client = LLMClient("http://127.0.0.1:9/v1", [ModelSpec("m")]) if "style" in params else None
     with pytest.raises(ValueError, match=message):
-        make_mutator(name, **params)
+        make_mutator(name, llm=client, **params)
