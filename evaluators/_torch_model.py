@@ -413,6 +413,19 @@ def count_parameters(program: Program) -> ParameterCount:
     return ParameterCount(unique, numel, nonzero, constants, masks)
 
 
+def structure_metrics(program: Program) -> dict[str, int]:
+    """The size and shape figures every torch task reports, with the same counting conventions."""
+    counts = count_parameters(program)
+    return {
+        "params_unique": counts.unique,
+        "params_numel": counts.numel,
+        "params_nonzero": counts.nonzero,
+        "constants_numel": counts.constants,
+        "mask_numel": counts.masks,
+        "attention_ops": attention_ops(program),
+    }
+
+
 def attention_ops(program: Program) -> int:
     """Score-normalising operations in the graph (the least over graphs when there are several).
 

@@ -81,13 +81,12 @@ from evaluators._phases import (
 )
 from evaluators._torch_model import (
     ARTEFACT_FILES,
-    attention_ops,
-    count_parameters,
     export_model,
     float_literals,
     generate,
     load_program,
     save_program,
+    structure_metrics,
 )
 from evolve.evaluation import EvalResult
 from evolve.sandbox import Job, Sandbox
@@ -284,17 +283,11 @@ def check(hidden_seed: int | None = None, hidden_cases: int = 2000, directory: s
     decode_s = time.perf_counter() - start
     # The expected sums exist only from here on, after the model has run.
     ref_right, hidden_right = (got == sum(_operands(cases)) for got, cases in zip(answers, (reference, hidden)))
-    counts = count_parameters(program)
     metrics = {
         "accuracy": int(ref_right.sum()) / len(reference),
         "correct": int(ref_right.sum()),
         "hidden_accuracy": int(hidden_right.sum()) / hidden_cases,
-        "params_unique": counts.unique,
-        "params_numel": counts.numel,
-        "params_nonzero": counts.nonzero,
-        "constants_numel": counts.constants,
-        "mask_numel": counts.masks,
-        "attention_ops": attention_ops(program),
+        **structure_metrics(program),
     }
     info = {
         "hidden_seed": seed,

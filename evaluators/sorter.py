@@ -59,13 +59,12 @@ from evaluators._torch_model import (
     ARTEFACT_FILES,
     ArtefactError,
     Program,
-    attention_ops,
-    count_parameters,
     export_model,
     float_literals,
     generate,
     load_program,
     save_program,
+    structure_metrics,
 )
 from evolve.evaluation import EvalResult
 from evolve.sandbox import Job, Sandbox
@@ -117,16 +116,10 @@ def check(alphabet: int, length: int, directory: str = ".") -> dict[str, Any]:
     answers = generate(program, prompts(strings, alphabet), length, forbidden=(alphabet,), chunk_size=CHUNK_SIZE)
     decode_s = time.perf_counter() - start
     correct = int((answers == strings.sort(dim=1).values).all(dim=1).sum())  # expected only after decoding
-    counts = count_parameters(program)
     metrics = {
         "accuracy": correct / len(strings),
         "correct": correct,
-        "params_unique": counts.unique,
-        "params_numel": counts.numel,
-        "params_nonzero": counts.nonzero,
-        "constants_numel": counts.constants,
-        "mask_numel": counts.masks,
-        "attention_ops": attention_ops(program),
+        **structure_metrics(program),
     }
     info = {
         "cases": len(strings),
