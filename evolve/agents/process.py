@@ -5,22 +5,27 @@ does not reach it). One loop polls its stdout, its stderr and a pidfd: stdout li
 as they arrive (event streams are accounted live, and the callback may ask for a stop), stderr keeps
 a tail. When the leader exits, when the deadline passes, when the callback asks, or when evolve
 itself is interrupted, the *whole group* gets SIGKILL while the leader is still unreaped, so the group
-id cannot have been reused by then. Limitation: a process that leaves the group with ``setsid`` is
-not followed (the sandbox's supervisor does that for candidates; an agent CLI is trusted more).
+id cannot have been reused by then. If evolve itself dies without a chance to do that (SIGKILL, the
+OOM killer), the command's launcher (:mod:`evolve.agents.leash`) kills the group. Limitation: a
+process that leaves the group with ``setsid`` is not followed (the sandbox's supervisor does that
+for candidates; an agent CLI is trusted more).
 """
 
 from __future__ import annotations
 
 import os
 import selectors
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+LEASH = Path(__file__).with_name("leash.py")
 STDERR_TAIL_BYTES = 8192
 DRAIN_GRACE_S = 1.0  # reading what the group wrote before it was killed
 
@@ -47,8 +52,11 @@ def run_group(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: IO[byte
               on_line: Callable[[str], str | None]) -> GroupResult:
     """Run ``argv`` to its end or its deadline. ``on_line`` gets every stdout line and returns a
     reason to stop the command now, or None."""
+    if not _runnable(argv[0], cwd, env):
+        raise FileNotFoundError(f"command not found: {argv[0]!r}")
     start = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+    leashed = [sys.executable, "-I", "-S", str(LEASH), str(os.getpid()), *argv]
+    proc = subprocess.Popen(leashed, cwd=cwd, env=env, stdin=stdin if stdin is not None else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     assert proc.stdout is not None and proc.stderr is not None
     pidfd = os.pidfd_open(proc.pid)
@@ -65,6 +73,14 @@ def run_group(argv: list[str], *, cwd: Path, env: dict[str, str], stdin: IO[byte
     return GroupResult(exit_code=code if code >= 0 else None, signal=-code if code < 0 else None,
                        timed_out=watch.timed_out, stopped=watch.stopped, wall_s=time.monotonic() - start,
                        stderr_tail=watch.stderr[-STDERR_TAIL_BYTES:].decode("utf-8", "replace"))
+
+
+def _runnable(program: str, cwd: Path, env: dict[str, str]) -> bool:
+    """Whether exec would find ``program`` (the leash would only report it as exit code 127)."""
+    if "/" in program:
+        path = Path(cwd, program)
+        return path.is_file() and os.access(path, os.X_OK)
+    return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
 
 
 class _Watch:

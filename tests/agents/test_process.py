@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from evolve.agents.process import run_group
 
@@ -79,3 +81,40 @@ def test_the_callback_can_stop_the_command(tmp_path: Path) -> None:
     result, lines = run(code, tmp_path, stop_on="5")
     assert result.stopped == "asked to stop" and not result.timed_out
     assert lines[:6] == [str(i) for i in range(6)] and len(lines) < 100
+
+
+def test_a_missing_command_is_an_error_not_an_exit_code(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no-such-agent"):
+        run_group(["no-such-agent"], cwd=tmp_path, env={"PATH": os.environ["PATH"]}, stdin=None, timeout_s=5,
+                  on_line=lambda line: None)
+
+
+def test_the_command_ends_the_way_the_launcher_reports(tmp_path: Path) -> None:
+    result, _ = run("import os, signal; os.kill(os.getpid(), signal.SIGTERM)", tmp_path)
+    assert (result.exit_code, result.signal) == (None, 15)
+
+
+def test_the_group_dies_when_evolve_is_killed(tmp_path: Path) -> None:
+    """SIGKILL the process running ``run_group``: nothing gets to clean up, yet the group goes."""
+    pidfile = tmp_path / "pids"
+    agent = (f"import os, subprocess, sys, time\n"
+             f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+             f"open({str(pidfile)!r}, 'w').write(f'{{c.pid}} {{os.getpid()}}')\n"
+             f"time.sleep(600)")
+    host = (f"import os, sys\n"
+            f"from pathlib import Path\n"
+            f"from evolve.agents.process import run_group\n"
+            f"run_group([sys.executable, '-c', {agent!r}], cwd=Path({str(tmp_path)!r}),"
+            f" env={{'PATH': os.environ['PATH']}}, stdin=None, timeout_s=600, on_line=lambda line: None)")
+    evolve = subprocess.Popen([PY, "-c", host])
+    try:
+        deadline = time.monotonic() + 20
+        while not (pidfile.exists() and len(pidfile.read_text().split()) == 2):
+            assert time.monotonic() < deadline and evolve.poll() is None, "the agent never started"
+            time.sleep(0.05)
+        pids = [int(p) for p in pidfile.read_text().split()]
+        assert not any(gone(p) for p in pids)
+    finally:
+        evolve.kill()
+        evolve.wait()
+    assert wait_gone(pids)
