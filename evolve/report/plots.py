@@ -78,7 +78,7 @@ def hypervolume_vs_budget(stats: ComparisonStats) -> bytes:
         ax.legend(fontsize=8)
         ax.set_ylabel("hypervolume")
     ax.set_xlabel(BUDGET_LABELS[kind])
-    ax.set_title(f"{stats.comparison.name}: hypervolume, median and min–max over repeats")
+    ax.set_title(f"{stats.comparison.name}: hypervolume\nmedian and min–max over repeats")
     return _png(fig)
 
 
