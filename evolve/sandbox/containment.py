@@ -298,9 +298,9 @@ def make_undumpable() -> bool:
     return prctl(_PR_SET_DUMPABLE, 0)
 
 
-def die_with_parent(parent: int) -> None:
-    """SIGKILL this process when ``parent`` (its supervisor) dies, closing the fork race."""
-    prctl(_PR_SET_PDEATHSIG, 9)
+def die_with_parent(parent: int, signum: int = 9) -> None:
+    """Send this process ``signum`` (SIGKILL) when ``parent`` dies; exit now if it already has."""
+    prctl(_PR_SET_PDEATHSIG, signum)
     if os.getppid() != parent:
         os._exit(125)
 

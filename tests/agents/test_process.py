@@ -52,14 +52,18 @@ def test_lines_exit_code_and_stderr_tail(tmp_path: Path) -> None:
     assert result.stderr_tail == "oops\n"
 
 
-def test_deadline_kills_the_whole_group(tmp_path: Path) -> None:
-    pidfile = tmp_path / "pids"
-    code = (f"import os, subprocess, sys, time\n"
+def sleeper_with_a_child(pidfile: Path) -> str:
+    """A command that starts a child, writes "CHILD_PID ITS_PID" to ``pidfile``, says so and sleeps."""
+    return (f"import os, subprocess, sys, time\n"
             f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
             f"open({str(pidfile)!r}, 'w').write(f'{{c.pid}} {{os.getpid()}}')\n"
             f"print('started', flush=True); time.sleep(600)")
+
+
+def test_deadline_kills_the_whole_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
     start = time.monotonic()
-    result, lines = run(code, tmp_path, timeout_s=1.5)
+    result, lines = run(sleeper_with_a_child(pidfile), tmp_path, timeout_s=1.5)
     assert time.monotonic() - start < 5
     assert result.timed_out and result.signal == 9 and lines == ["started"]
     assert wait_gone([int(p) for p in pidfile.read_text().split()])
@@ -89,7 +93,7 @@ def test_a_missing_command_is_an_error_not_an_exit_code(tmp_path: Path) -> None:
                   on_line=lambda line: None)
 
 
-def test_the_command_ends_the_way_the_launcher_reports(tmp_path: Path) -> None:
+def test_a_command_killed_by_a_signal_reports_that_signal(tmp_path: Path) -> None:
     result, _ = run("import os, signal; os.kill(os.getpid(), signal.SIGTERM)", tmp_path)
     assert (result.exit_code, result.signal) == (None, 15)
 
@@ -97,10 +101,7 @@ def test_the_command_ends_the_way_the_launcher_reports(tmp_path: Path) -> None:
 def test_the_group_dies_when_evolve_is_killed(tmp_path: Path) -> None:
     """SIGKILL the process running ``run_group``: nothing gets to clean up, yet the group goes."""
     pidfile = tmp_path / "pids"
-    agent = (f"import os, subprocess, sys, time\n"
-             f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-             f"open({str(pidfile)!r}, 'w').write(f'{{c.pid}} {{os.getpid()}}')\n"
-             f"time.sleep(600)")
+    agent = sleeper_with_a_child(pidfile)
     host = (f"import os, sys\n"
             f"from pathlib import Path\n"
             f"from evolve.agents.process import run_group\n"
