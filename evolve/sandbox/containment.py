@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import itertools
 import os
+import platform
 import resource
 import struct
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+if __package__:
+    from . import cgroups, jail
+else:  # imported by the plain-file supervisor (see supervise.py)
+    import cgroups  # type: ignore[no-redef]
+    import jail  # type: ignore[no-redef]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 # prctl(2) options
-_PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_NAME = 15
 _PR_CAPBSET_DROP = 24
@@ -59,7 +64,7 @@ _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 _SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/proc", "/sys")
 #: Of /etc only what the dynamic loader, libc and Python's stdlib read; never shadow, ssh keys,
 #: pip or git configuration (which may hold tokens), or anything else the host keeps there.
-_ETC_READ = (
+ETC_READ = (
     "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone",
     "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/host.conf", "/etc/hosts", "/etc/mime.types",
     "/etc/alternatives", "/etc/os-release",
@@ -119,7 +124,8 @@ def pin_packages(directory: Path) -> str:
     whichever copy (a clone, an editable or a plain install) site-packages would otherwise offer,
     without the repository root (and its ``runs/``) becoming readable.
     """
-    directory.mkdir(mode=0o700, exist_ok=True)
+    directory.mkdir(mode=0o755, exist_ok=True)
+    directory.chmod(0o755)  # bound into the job's view, where the job's uid must traverse it
     for package, path in package_dirs().items():
         link = directory / package
         if not link.is_symlink():
@@ -141,133 +147,47 @@ def readable_paths() -> list[str]:
     paths.update(site.getsitepackages())
     paths.update(package_dirs().values())
     paths.update(_SYSTEM_READ)
-    paths.update(_ETC_READ)
+    paths.update(ETC_READ)
     return sorted(p for p in paths if os.path.exists(p))
-
-
-class PidsCgroup:
-    """A per-job pids cgroup (v1 ``pids`` hierarchy, or cgroup v2 with the pids controller).
-
-    Root is exempt from RLIMIT_NPROC, so as root this is the only process-count limit. The worker
-    joins it itself (:func:`apply`); the parent sweeps and removes it after the job.
-    """
-
-    _counter = itertools.count()
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    @classmethod
-    def create(cls, max_pids: int) -> PidsCgroup | None:
-        base = _pids_cgroup_base()
-        if base is None:
-            return None
-        path = os.path.join(base, f"evolve-{os.getpid()}-{next(cls._counter)}")
-        try:
-            os.mkdir(path)
-            _write(os.path.join(path, "pids.max"), str(max_pids))
-        except OSError:
-            cls(path).remove()
-            return None
-        return cls(path)
-
-    def limit_hit(self) -> bool:
-        """Whether a fork was refused because the job reached ``pids.max``."""
-        try:
-            with open(os.path.join(self.path, "pids.events")) as f:
-                return any(line.split()[0] == "max" and int(line.split()[1]) > 0 for line in f)
-        except (OSError, ValueError, IndexError):
-            return False
-
-    def remove(self) -> None:
-        """Kill whatever is still inside (a backstop: the supervisor normally leaves nothing) and rmdir."""
-        for _ in range(200):
-            try:
-                os.rmdir(self.path)
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                for pid in self._pids():
-                    try:
-                        os.kill(pid, 9)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.01)
-
-    def _pids(self) -> list[int]:
-        try:
-            with open(os.path.join(self.path, "cgroup.procs")) as f:
-                return [int(x) for x in f.read().split()]
-        except OSError:
-            return []
-
-
-_base_cache: list[str | None] = []
-
-
-def _pids_cgroup_base() -> str | None:
-    """The first cgroup directory under which a child cgroup gets a ``pids.max`` file (cached)."""
-    if not _base_cache:
-        _base_cache.append(_find_pids_base() if os.geteuid() == 0 else None)
-    return _base_cache[0]
-
-
-def _find_pids_base() -> str | None:
-    for base in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-        probe = os.path.join(base, f"evolve-probe-{os.getpid()}")
-        try:
-            os.mkdir(probe)
-        except OSError:
-            continue
-        usable = os.path.exists(os.path.join(probe, "pids.max"))
-        os.rmdir(probe)
-        if usable:
-            _remove_stale(base)
-            return base
-    return None
-
-
-def _remove_stale(base: str) -> None:
-    """Remove empty job cgroups left by evolve processes that died without cleaning up."""
-    for name in os.listdir(base):
-        parts = name.split("-")
-        if len(parts) == 3 and parts[0] == "evolve" and parts[1].isdigit() and not os.path.exists(f"/proc/{parts[1]}"):
-            try:
-                os.rmdir(os.path.join(base, name))
-            except OSError:
-                pass  # still has live processes: leave it to their owner
-
-
-def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
 
 
 # --- worker side --------------------------------------------------------------------------------
 def apply(spec: dict[str, Any]) -> dict[str, bool]:
     """Confine the calling (freshly forked, single-threaded) worker; return what is active.
 
-    Order matters: joining the cgroup and creating the network namespace need privileges that are
-    dropped last; Landlock needs no_new_privs.
+    Order matters: joining cgroups, creating namespaces, building the view and dropping the
+    capability bounding set need root and come first; then the worker becomes the sandbox uid;
+    seccomp and Landlock need no_new_privs.
     """
     limits = spec["limits"]
     os.chdir(spec["workdir"])
-    state = {"pids_cgroup": _join_cgroup(spec.get("cgroup"))}
+    joined = {kind: bool(path) and cgroups.join(path) for kind, path in spec["cgroups"].items()}
+    state = {"pids_cgroup": joined.get("pids", False), "memory_cgroup": joined.get("memory", False)}
+    jailed = spec["jail"] is not None
     nproc = not state["pids_cgroup"]
-    state["rlimit_nproc"] = _set_rlimits(limits, relative_memory=spec["relative_memory"], nproc=nproc)
+    state["rlimit_nproc"] = _set_rlimits(limits, relative_memory=spec["relative_memory"], nproc=nproc, jailed=jailed)
     # no interfaces, no abstract unix sockets; no SysV shared memory or POSIX queues of others
     host = spec["host_namespaces"]
     state["netns"] = _namespace("net") != host["net"] or _libc.unshare(_CLONE_NEWNET) == 0
-    state["ipcns"] = _namespace("ipc") != host["ipc"] or _libc.unshare(_CLONE_NEWIPC) == 0
+    state["ipcns"] = _namespace("ipc") != host["ipc"] or _new_ipc_namespace()
+    if jailed:
+        jail.enter(spec["jail"]["stage"], spec["jail"]["view"], spec["landlock"]["devices"], spec["workdir"])
+    state["private_view"] = jailed
+    state["capabilities_dropped"] = _drop_bounding_set()
+    state["unprivileged_uid"] = jailed and jail.become_unprivileged()
     state["no_new_privs"] = prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    state["memfd_denied"] = spec["deny_memfd"] and deny_memfd()
     state["landlock"], state["landlock_scoped"] = _landlock(spec["landlock"])
-    state["capabilities_dropped"] = _drop_capabilities()
+    state["capabilities_dropped"] = _clear_capabilities() and state["capabilities_dropped"]
     state["not_dumpable"] = make_undumpable()
     return state
+
+
+def _new_ipc_namespace() -> bool:
+    if _libc.unshare(_CLONE_NEWIPC) != 0:
+        return False
+    _disable_ipc()
+    return True
 
 
 def namespaces() -> dict[str, int]:
@@ -288,6 +208,18 @@ def isolate_namespaces() -> None:
     """
     if _libc.unshare(_CLONE_NEWNET | _CLONE_NEWIPC) != 0:
         return  # not permitted: every worker then tries on its own
+    _disable_ipc()
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _disable_ipc() -> None:
     for path, value in _NO_IPC:
         with contextlib.suppress(OSError):
             _write(path, value)
@@ -300,31 +232,14 @@ def make_undumpable() -> bool:
 
 def die_with_parent(parent: int, signum: int = 9) -> None:
     """Send this process ``signum`` (SIGKILL) when ``parent`` dies; exit now if it already has."""
-    prctl(_PR_SET_PDEATHSIG, signum)
+    prctl(PR_SET_PDEATHSIG, signum)
     if os.getppid() != parent:
         os._exit(125)
 
 
-def _join_cgroup(path: str | None) -> bool:
-    """Move the calling worker into its job cgroup ("0" = the caller).
-
-    The worker is single-threaded here (just forked), so moving its one thread through v1's
-    ``tasks`` moves the process, and skips the global threadgroup lock a ``cgroup.procs`` write
-    takes (measured here: 0.1 ms instead of 7-15 ms). cgroup v2 only has ``cgroup.procs``.
-    """
-    if not path:
-        return False
-    for name in ("tasks", "cgroup.procs"):
-        try:
-            _write(os.path.join(path, name), "0")
-            return True
-        except OSError:
-            continue
-    return False
-
-
-def _set_rlimits(limits: dict[str, Any], *, relative_memory: bool, nproc: bool) -> bool:
-    """Apply the job's rlimits; returns whether RLIMIT_NPROC was set (it never binds uid 0)."""
+def _set_rlimits(limits: dict[str, Any], *, relative_memory: bool, nproc: bool, jailed: bool) -> bool:
+    """Apply the job's rlimits; returns whether RLIMIT_NPROC was set (it never binds uid 0, so only
+    for a worker that is or will become another uid)."""
     mib = 1 << 20
     cpu = limits["cpu_s"]  # resolved by the parent
     wanted = {resource.RLIMIT_CPU: (cpu, cpu + 1), resource.RLIMIT_CORE: (0, 0)}
@@ -336,7 +251,7 @@ def _set_rlimits(limits: dict[str, Any], *, relative_memory: bool, nproc: bool) 
         wanted[resource.RLIMIT_FSIZE] = (limits["file_size_mb"] * mib,) * 2
     if limits["open_files"]:
         wanted[resource.RLIMIT_NOFILE] = (limits["open_files"],) * 2
-    use_nproc = nproc and bool(limits["processes"]) and os.geteuid() != 0
+    use_nproc = nproc and bool(limits["processes"]) and (os.geteuid() != 0 or jailed)
     if use_nproc:
         wanted[resource.RLIMIT_NPROC] = (limits["processes"],) * 2
     for which, (soft, hard) in wanted.items():
@@ -427,17 +342,54 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def _drop_capabilities() -> bool:
-    """Empty the bounding, ambient and current capability sets: uid 0 without any capability
-    cannot load modules, mount, change sysctls or bypass file permissions, even after exec."""
+def _drop_bounding_set() -> bool:
+    """Empty the bounding and ambient sets (needs CAP_SETPCAP, so before leaving uid 0): no
+    capability can come back, even through exec of a file with capabilities."""
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
             last = int(f.read())
     except (OSError, ValueError):
         last = 63
-    for cap in range(last + 1):
-        prctl(_PR_CAPBSET_DROP, cap)
+    dropped = all(prctl(_PR_CAPBSET_DROP, cap) for cap in range(last + 1))
     _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    return dropped
+
+
+def _clear_capabilities() -> bool:
+    """Empty the effective, permitted and inheritable sets: uid 0 without any capability cannot
+    load modules, mount, change sysctls or bypass file permissions."""
     header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
     data = (_CapData * 2)()
     return _libc.capset(ctypes.byref(header), data) == 0
+
+
+# --- seccomp: where no memory cgroup counts memfd pages, memfd_create is refused -----------------
+_SECCOMP_ARCH = {"x86_64": (0xC000003E, 319), "aarch64": (0xC00000B7, 279)}  # (AUDIT_ARCH, memfd_create)
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_X32_BIT = 0x40000000
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def deny_memfd() -> bool:
+    """Install a seccomp filter: memfd_create (and the x32 syscall ABI) fail with EPERM; a foreign
+    architecture's syscalls kill the process. Needs no_new_privs. True if installed."""
+    if platform.machine() not in _SECCOMP_ARCH:
+        return False
+    arch, memfd = _SECCOMP_ARCH[platform.machine()]
+    ld_w_abs, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    eperm, allow, kill = 0x00050000 | 1, 0x7FFF0000, 0x80000000
+    program = [
+        (ld_w_abs, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, kill),  # seccomp_data.arch
+        (ld_w_abs, 0, 0, 0), (jge, 2, 0, _X32_BIT), (jeq, 1, 0, memfd),  # seccomp_data.nr
+        (ret, 0, 0, allow), (ret, 0, 0, eperm),
+    ]
+    filters = (_SockFilter * len(program))(*(_SockFilter(*op) for op in program))
+    prog = _SockFprog(len(program), filters)
+    return _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) == 0

@@ -17,7 +17,8 @@ class Limits:
 
     timeout_s: float = 120.0  # wall clock; the whole process group is killed when it passes
     cpu_s: int | None = None  # RLIMIT_CPU; defaults to the timeout rounded up, plus 1
-    memory_mb: int | None = 4096  # RLIMIT_AS (address space, not RSS)
+    memory_mb: int | None = 4096  # memory cgroup (every page the job holds) and RLIMIT_AS (address space)
+    disk_mb: int | None = 256  # total size of the working directory (a tmpfs; its pages count as memory)
     file_size_mb: int | None = 64  # RLIMIT_FSIZE
     open_files: int | None = 256  # RLIMIT_NOFILE
     processes: int | None = 64  # pids cgroup when writable (root), else RLIMIT_NPROC
@@ -69,11 +70,18 @@ class ProcessResult:
     traceback: str | None = None  # tail of the traceback or of stderr
     exit_code: int | None = None
     signal: int | None = None
-    limit: str | None = None  # which limit was hit: memory, cpu, file_size, output, processes, time
+    limit: str | None = None  # which limit was hit: memory, cpu, file_size, disk, output, processes, time
     wall_s: float = 0.0
     cpu_s: float = 0.0
     peak_rss_mib: float = 0.0  # ru_maxrss of the worker process (absolute)
     baseline_rss_mib: float = 0.0  # forkserver: the worker's RSS just before the job (zygote heap); fresh: 0
+    #: Every page the job held at its peak, from a source it cannot dodge (see ``memory_source``):
+    #: anonymous memory, tmpfs files, memfd and shared memory included. The figure to minimise.
+    peak_memory_mib: float = 0.0
+    #: "cgroup": the job's memory cgroup peak; "rss+disk": no cgroup here, so peak RSS above the
+    #: baseline plus the working directory's size at the end (memfd_create is refused instead).
+    memory_source: str = ""
+    disk_used_mib: float = 0.0  # the working directory's size when the job ended
     stdout: str = ""
     stderr: str = ""
     stdout_truncated: bool = False
@@ -97,6 +105,8 @@ class ProcessResult:
             "cpu_s": round(self.cpu_s, 4),
             "peak_rss_mib": round(self.peak_rss_mib, 3),
             "peak_rss_delta_mib": round(self.peak_rss_delta_mib, 3),
+            "peak_memory_mib": round(self.peak_memory_mib, 3),
+            "memory_source": self.memory_source,
             "limit": self.limit,
             "exit_code": self.exit_code,
             "signal": self.signal,

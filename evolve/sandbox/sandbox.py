@@ -19,6 +19,7 @@ itself hangs.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -36,7 +37,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
 
-from . import containment
+from . import cgroups, containment, jail, layers
 from .job import Job, Limits, ProcessResult
 from .outcome import load_report, process_result
 from .pipes import JobPipes
@@ -52,7 +53,7 @@ _PYTHON = (sys.executable, "-s", "-P") if sys.version_info >= (3, 11) else (sys.
 _BACKSTOP_GRACE_S = 10.0  # after the job's own timeout, before the parent kills the supervisor
 
 Mode = Literal["fresh", "forkserver"]
-CgroupOrNone = containment.PidsCgroup | None
+Cgroups = dict[str, cgroups.JobCgroup]
 
 
 class Sandbox:
@@ -61,6 +62,10 @@ class Sandbox:
     ``root`` is where the private working directories are created (default: a fresh 0700 temp dir,
     removed by :meth:`close`). In forkserver mode the zygote starts with the first call job, and a
     preload or warm-up that fails raises :class:`ForkServerError` from :meth:`run`.
+
+    Every layer this host allows is on (see :mod:`layers`); a missing one is said once on stderr.
+    ``private_namespaces=False`` leaves out the namespaces and the unprivileged uid, for measuring
+    what they cost (``bench/p1_forkserver_overhead.py``), never for real runs.
     """
 
     def __init__(
@@ -70,6 +75,8 @@ class Sandbox:
         warmup: str | None = None,
         limits: Limits | None = None,
         root: str | Path | None = None,
+        *,
+        private_namespaces: bool = True,
     ) -> None:
         if mode not in ("fresh", "forkserver"):
             raise ValueError(f"unknown sandbox mode {mode!r} (use 'fresh' or 'forkserver')")
@@ -81,6 +88,14 @@ class Sandbox:
         self._pythonpath = containment.pin_packages(self.root / "pythonpath")
         self._readable = [*containment.readable_paths(), self._pythonpath]
         self._namespaces = containment.namespaces()
+        self._layers = layers.active(private_namespaces)
+        layers.announce(self._layers)
+        self._jail: dict[str, Any] | None = None
+        if self._layers["namespaces"]:
+            stage = self.root / "view"
+            stage.mkdir(mode=0o700, exist_ok=True)
+            etc = jail.copy_etc(containment.ETC_READ, str(self.root / "etc"))
+            self._jail = {"stage": str(stage), "view": jail.plan(self._readable, etc)}
         self._janitor = _Janitor()
         self._closed = False
         self._server: ForkServer | None = None
@@ -91,7 +106,7 @@ class Sandbox:
             self._server = ForkServer(preload, warmup, _PYTHON, env, str(home))
         # close() runs at the latest when the sandbox is collected or the interpreter exits.
         # A given root is left as found: only the sandbox's own entries in it are removed.
-        owned = [self.root] if own_root else [Path(self._pythonpath), self.root / "zygote"]
+        owned = [self.root] if own_root else [Path(self._pythonpath), *(self.root / d for d in ("zygote", "view", "etc"))]
         self._finalizer = weakref.finalize(self, _shut_down, self._server, self._janitor, owned)
 
     # --- public API ------------------------------------------------------------------------------
@@ -106,21 +121,35 @@ class Sandbox:
         if limits.timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {limits.timeout_s}")
         if workdir is not None:
-            return self._run_in(job, limits, Path(workdir).resolve())
-        path = Path(tempfile.mkdtemp(prefix="job-", dir=self.root))
+            path = Path(workdir).resolve()
+            if self._layers["namespaces"]:
+                os.chown(path, jail.SANDBOX_UID, jail.SANDBOX_UID)  # the job's uid must write there
+            return self._run_in(job, limits, path)
+        path = self._new_workdir(limits.disk_mb)
         try:
             return self._run_in(job, limits, path)
         finally:
             self._janitor.discard(path)
 
     @contextmanager
-    def workdir(self) -> Iterator[Path]:
-        """A fresh private (0700) directory under ``root``, removed on exit."""
-        path = Path(tempfile.mkdtemp(prefix="job-", dir=self.root))
+    def workdir(self, disk_mb: int | None = None) -> Iterator[Path]:
+        """A fresh private directory under ``root`` (a tmpfs of ``disk_mb``, default the sandbox's
+        ``limits.disk_mb``, where the host allows), removed on exit."""
+        path = self._new_workdir(disk_mb or self.limits.disk_mb)
         try:
             yield path
         finally:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_workdir(path)
+
+    def _new_workdir(self, disk_mb: int | None) -> Path:
+        path = Path(tempfile.mkdtemp(prefix="job-", dir=self.root))
+        if disk_mb and self._layers["disk_quota"]:
+            if not jail.mount_workdir(str(path), disk_mb):
+                path.rmdir()
+                raise OSError(f"could not mount the job's {disk_mb} MB working directory at {path}")
+        elif self._layers["namespaces"]:
+            os.chown(path, jail.SANDBOX_UID, jail.SANDBOX_UID)
+        return path
 
     def close(self) -> None:
         """Stop the zygote and remove the root directory if the sandbox created it."""
@@ -135,22 +164,38 @@ class Sandbox:
 
     # --- one job ---------------------------------------------------------------------------------
     def _run_in(self, job: Job, limits: Limits, workdir: Path) -> ProcessResult:
-        _copy_files(job.files, workdir)
-        cgroup = containment.PidsCgroup.create(limits.processes) if limits.processes else None
         try:
-            result = self._execute(job, limits, workdir, cgroup)
+            _copy_files(job.files, workdir)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            return ProcessResult(status="limit", limit="disk", error=_disk_error(limits))
+        groups = self._cgroups(limits)
+        try:
+            result = self._execute(job, limits, workdir, groups)
         finally:
-            pids_hit = cgroup is not None and cgroup.limit_hit()
-            if cgroup is not None:
-                cgroup.remove()
-        if pids_hit and result.status != "ok":
-            result.status, result.limit = "limit", "processes"
-            result.error = f"process limit of {limits.processes} reached"
+            hit = {kind: group.limit_hit() for kind, group in groups.items()}
+            peak = groups["memory"].peak_mib() if "memory" in groups else None
+            for group in groups.values():
+                group.remove()
+        _account(result, limits, workdir, peak)
+        if result.status != "ok":
+            _blame_limit(result, limits, hit, workdir)
         return result
 
-    def _execute(self, job: Job, limits: Limits, workdir: Path, cgroup: CgroupOrNone) -> ProcessResult:
+    def _cgroups(self, limits: Limits) -> Cgroups:
+        wanted = {"pids": limits.processes, "memory": limits.memory_mb}
+        groups = {}
+        for kind, limit in wanted.items():
+            if self._layers[f"{kind}_cgroup"] and (kind == "memory" or limit):
+                group = cgroups.JobCgroup.create(kind, limit)
+                if group is not None:
+                    groups[kind] = group
+        return groups
+
+    def _execute(self, job: Job, limits: Limits, workdir: Path, groups: Cgroups) -> ProcessResult:
         via_zygote = self._server is not None and job.kind == "call"
-        spec = self._spec(job, limits, workdir, cgroup, via_zygote)
+        spec = self._spec(job, limits, workdir, groups, via_zygote)
         pipes = JobPipes(job.stdin)
         start = time.monotonic()
         proc = None
@@ -177,13 +222,17 @@ class Sandbox:
         report = load_report(bytes(streams["report"].data))
         return process_result(job.kind, spec["limits"], report, streams, time.monotonic() - start)
 
-    def _spec(self, job: Job, limits: Limits, workdir: Path, cgroup: CgroupOrNone, via_zygote: bool) -> dict[str, Any]:
+    def _spec(self, job: Job, limits: Limits, workdir: Path, groups: Cgroups, via_zygote: bool) -> dict[str, Any]:
         """Everything the supervisor and the worker need, as JSON-able data."""
         readable = list(self._readable)
+        view = self._jail
         if job.kind == "script":
             script = workdir / job.target  # an absolute target stays absolute
             if not script.is_relative_to(workdir):
                 readable.append(str(script))  # that one file only, read-only
+                if view is not None:
+                    files = [*view["view"]["files"], [str(script), str(script)]]
+                    view = {**view, "view": {**view["view"], "files": files}}
             argv = [sys.executable, "-s", str(script), *job.argv]
         else:
             argv = [*_PYTHON, "-m", "evolve.sandbox.child"]
@@ -193,7 +242,9 @@ class Sandbox:
             "workdir": str(workdir),
             "env": containment.scrubbed_env(str(workdir), self._pythonpath),
             "landlock": {"read": readable, "write": [str(workdir)], "devices": list(containment.DEVICES)},
-            "cgroup": cgroup.path if cgroup else None,
+            "cgroups": {kind: group.path for kind, group in groups.items()},
+            "jail": view,
+            "deny_memfd": "memory" not in groups,  # memfd pages would be counted nowhere
             "host_namespaces": self._namespaces,  # a worker outside these needs no new ones
             "relative_memory": via_zygote,
             "exec": not via_zygote,
@@ -237,6 +288,61 @@ def _shut_down(server: ForkServer | None, janitor: _Janitor, owned: list[Path]) 
     janitor.close()
     for path in owned:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _account(result: ProcessResult, limits: Limits, workdir: Path, cgroup_peak: float | None) -> None:
+    """Fill in the undodgeable memory figure and the disk the job used."""
+    result.disk_used_mib = _disk_used_mib(workdir)
+    if cgroup_peak is not None:
+        result.peak_memory_mib, result.memory_source = cgroup_peak, "cgroup"
+    else:
+        result.peak_memory_mib = result.peak_rss_delta_mib + result.disk_used_mib
+        result.memory_source = "rss+disk"
+
+
+def _blame_limit(result: ProcessResult, limits: Limits, hit: dict[str, bool], workdir: Path) -> None:
+    """A failed job that ran into a cgroup or the disk quota failed because of that limit."""
+    if hit.get("memory"):
+        result.status, result.limit = "limit", "memory"
+        result.error = f"memory limit of {limits.memory_mb} MB reached (every page counted: anonymous, tmpfs, shared)"
+    elif hit.get("pids"):
+        result.status, result.limit = "limit", "processes"
+        result.error = f"process limit of {limits.processes} reached"
+    elif limits.disk_mb and (_disk_full(workdir) or "[Errno 28]" in (result.error or "")):
+        result.status, result.limit, result.error = "limit", "disk", _disk_error(limits)
+
+
+def _disk_error(limits: Limits) -> str:
+    return f"disk quota of {limits.disk_mb} MB for the working directory exceeded"
+
+
+def _disk_used_mib(workdir: Path) -> float:
+    try:
+        st = os.statvfs(workdir)
+    except OSError:
+        return 0.0
+    if not _quota_tmpfs(workdir):
+        return 0.0  # not a quota'd tmpfs: statvfs would describe the host's disk
+    return (st.f_blocks - st.f_bfree) * st.f_frsize / (1 << 20)
+
+
+def _disk_full(workdir: Path) -> bool:
+    try:
+        st = os.statvfs(workdir)
+    except OSError:
+        return False
+    return _quota_tmpfs(workdir) and st.f_bavail * st.f_frsize < (64 << 10)
+
+
+def _quota_tmpfs(path: Path) -> bool:
+    """Whether ``path`` is a working directory's own tmpfs (a mount point), not a host directory."""
+    return os.path.ismount(path) and jail.is_tmpfs(str(path))
+
+
+def _remove_workdir(path: Path) -> None:
+    if _quota_tmpfs(path):
+        jail.unmount(str(path))
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _copy_files(files: dict[str, str], workdir: Path) -> None:
@@ -284,4 +390,4 @@ class _Janitor:
 
     def _work(self) -> None:
         while (path := self._queue.get()) is not None:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_workdir(path)

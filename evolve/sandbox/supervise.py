@@ -25,10 +25,11 @@ import time
 from typing import Any, NoReturn
 
 if __package__:
-    from . import containment
+    from . import containment, jail
 else:  # run as a plain file by ``python -I -S``: neither site-packages nor the package exist
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import containment  # type: ignore[no-redef]
+    import jail  # type: ignore[no-redef]
 
 #: Order of the descriptors the parent hands over (after the spec in forkserver mode).
 FD_ROLES = ("stdin", "stdout", "stderr", "result", "report")
@@ -46,8 +47,10 @@ def supervise(spec: dict[str, Any], fds: dict[str, int]) -> None:
     setup_r, setup_w = os.pipe()
     spec_fd = _memfd(spec["job"]) if spec["exec"] and spec["job"]["kind"] == "call" else None
     me = os.getpid()
+    if spec["jail"] is not None and not jail.new_pid_namespace():
+        raise OSError("could not create the job's pid namespace")
     start = time.monotonic()
-    pid = os.fork()
+    pid = os.fork()  # with a jail: pid 1 of its own pid namespace
     if pid == 0:
         _worker(spec, fds, setup_w, spec_fd, supervisor=me)
     for fd in (setup_w, spec_fd, fds["stdin"], fds["stdout"], fds["stderr"], fds["result"]):
@@ -182,7 +185,7 @@ def _worker(spec: dict[str, Any], fds: dict[str, int], setup_w: int, spec_fd: in
     setup_fd = setup_w
     try:
         os.setsid()
-        containment.die_with_parent(supervisor)
+        _die_with_supervisor(supervisor, setup_w)
         wanted = {0: fds["stdin"], 1: fds["stdout"], 2: fds["stderr"], _SETUP_FD: setup_w}
         if spec["job"]["kind"] == "call":
             wanted[RESULT_FD] = fds["result"]
@@ -214,6 +217,15 @@ def _worker(spec: dict[str, Any], fds: dict[str, int], setup_w: int, spec_fd: in
         code = child.execute(spec["job"])
     finally:
         os._exit(code)
+
+
+def _die_with_supervisor(supervisor: int, setup_w: int) -> None:
+    """SIGKILL when the supervisor dies; exit now if it already has. As pid 1 of a new pid
+    namespace the worker's getppid() is 0, so it asks the pipe whose reader the supervisor is."""
+    containment.prctl(containment.PR_SET_PDEATHSIG, 9)
+    parent = os.getppid()
+    if parent != supervisor and not (parent == 0 and jail.supervisor_alive(setup_w)):
+        os._exit(125)
 
 
 def _install_fds(wanted: dict[int, int]) -> None:
