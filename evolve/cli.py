@@ -1,4 +1,4 @@
-"""The ``evolve`` command line: run, eval, show, compare, report, tasks, archive.
+"""The ``evolve`` command line: run, eval, show, compare, report, tasks, archive, doctor.
 
 Exit codes: 0 success; 1 the work ran but failed (e.g. the evaluated candidate crashed);
 2 bad input (one line on stderr, nothing written); 130 interrupted by Ctrl-C (resumable).
@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--max-programs", type=int, default=500, metavar="N",
                     help="include the source of at most N programs (the front always; default 500)")
     rp.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("doctor", help="show the sandbox's containment layers here and run the hostile-program checks")
+    d.add_argument("--mode", choices=("fresh", "forkserver"), default="fresh", help="isolation mode to check")
+    d.add_argument("--layers-only", action="store_true", help="only list the layers, run no checks")
+    d.set_defaults(func=cmd_doctor)
 
     a = sub.add_parser("archive", help="archive maintenance")
     asub = a.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
@@ -326,6 +331,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = write_report(args.output or path / "report.html", document)
     print(f"wrote {out}")
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Exit 0 when every check whose layer this host has is contained, 1 otherwise."""
+    from evolve.sandbox import doctor
+
+    console = make_console()
+    table = Table(title="sandbox layers")
+    for column in ("layer", "active", "detail", "meaning"):
+        table.add_column(column)
+    for name, ok, detail, meaning in doctor.layer_rows():
+        table.add_row(name, "yes" if ok else "[bold red]NO[/]", detail, meaning)
+    console.print(table)
+    if args.layers_only:
+        return EXIT_OK
+    checks = Table(title=f"hostile programs ({args.mode} mode)")
+    for column in ("class", "attack", "outcome", "stopped by", "ms"):
+        checks.add_column(column)
+    results = doctor.run_checks(args.mode)
+    for check in results:
+        if check.verdict is None:
+            outcome, ms = f"skipped: no {', '.join(check.skipped_for)}", ""
+        else:
+            mark = "contained" if check.verdict.contained else "[bold red]NOT CONTAINED[/]"
+            outcome, ms = f"{mark} ({check.verdict.outcome})", f"{check.verdict.seconds * 1000:.0f}"
+        checks.add_row(check.case.cls, check.case.attack, outcome, check.case.layer, ms)
+    console.print(checks)
+    failed = [c for c in results if not c.passed]
+    console.print(f"{len(results) - len(failed)}/{len(results)} checks passed" + (f", {len(failed)} FAILED" if failed else ""))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:

@@ -128,9 +128,9 @@ def enter(stage: str, view: dict[str, list[list[str]]], devices: list[str], work
 
 
 # --- the parent's side: the job's working directory is a size-limited tmpfs (the disk quota) -----
-def mount_workdir(path: str, size_mb: int) -> bool:
-    """Mount a tmpfs of ``size_mb`` owned by the sandbox uid on the empty directory ``path``."""
-    options = f"size={size_mb}m,mode=0700,uid={SANDBOX_UID},gid={SANDBOX_UID}".encode()
+def mount_workdir(path: str, size_mb: int, owner: int = SANDBOX_UID) -> bool:
+    """Mount a tmpfs of ``size_mb`` owned by ``owner`` (the job's uid) on the empty directory ``path``."""
+    options = f"size={size_mb}m,mode=0700,uid={owner},gid={owner}".encode()
     return _libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) == 0
 
 

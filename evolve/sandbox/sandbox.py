@@ -144,7 +144,8 @@ class Sandbox:
     def _new_workdir(self, disk_mb: int | None) -> Path:
         path = Path(tempfile.mkdtemp(prefix="job-", dir=self.root))
         if disk_mb and self._layers["disk_quota"]:
-            if not jail.mount_workdir(str(path), disk_mb):
+            owner = jail.SANDBOX_UID if self._layers["namespaces"] else os.geteuid()  # the job's uid
+            if not jail.mount_workdir(str(path), disk_mb, owner):
                 path.rmdir()
                 raise OSError(f"could not mount the job's {disk_mb} MB working directory at {path}")
         elif self._layers["namespaces"]:
