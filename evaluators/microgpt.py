@@ -65,7 +65,9 @@ class Stage:
 class MicroGPTTask(Task):
     name = "microgpt"
     description = "shrink the peak memory and time of a pure-Python GPT trainer; stdout must stay byte-identical"
-    objectives = (Objective("peak_rss_mib", "min", "MiB"), Objective("wall_s", "min", "s"))
+    # peak_memory_mib: every page the run held (memory cgroup), which a candidate cannot hide in a
+    # memfd or a file the way it can from ru_maxrss; peak_rss_mib is reported beside it.
+    objectives = (Objective("peak_memory_mib", "min", "MiB"), Objective("wall_s", "min", "s"))
     constraints = (Constraint("output_match", "==", 1.0),)
     isolation = "fresh"
     default_options: dict[str, Any] = {
@@ -140,6 +142,7 @@ class MicroGPTTask(Task):
             if not diff:
                 steps_checked = max(steps_checked, stage.steps)
             metrics = {
+                "peak_memory_mib": proc.peak_memory_mib,
                 "peak_rss_mib": proc.peak_rss_mib,
                 "wall_s": proc.wall_s,
                 "cpu_s": proc.cpu_s,

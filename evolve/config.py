@@ -121,6 +121,7 @@ class ParallelSection(_Strict):
 class SandboxSection(_Strict):
     timeout_s: float | None = Field(default=None, gt=0)
     memory_mb: int | None = Field(default=None, ge=64)
+    disk_mb: int | None = Field(default=None, ge=1)  # the job's working-directory quota (sandbox default 256)
 
 
 class RunConfig(_Strict):

@@ -189,6 +189,8 @@ class EvolutionRun:
             limits = limits.with_(timeout_s=self.config.sandbox.timeout_s)
         if self.config.sandbox.memory_mb is not None:
             limits = limits.with_(memory_mb=self.config.sandbox.memory_mb)
+        if self.config.sandbox.disk_mb is not None:
+            limits = limits.with_(disk_mb=self.config.sandbox.disk_mb)
         self.scratch.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         base_wall = 0.0

@@ -83,6 +83,7 @@ BAD = [
     ("budget", {}, "budget: set at least one of"),
     ("budget.max_evaluations", 0, "budget.max_evaluations:"),
     ("parallel.evaluations", 0, "parallel.evaluations:"),
+    ("sandbox", {"disk_mb": 0}, "sandbox.disk_mb:"),
     ("target", ["error < 3"], "target: cannot parse constraint"),
     ("extra_section", {}, "extra_section: unknown key"),
     ("mutators.0.params", {"max_edit": 2}, "mutators.0.params: mutator 'numeric': unknown option 'max_edit'"),

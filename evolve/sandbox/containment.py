@@ -171,12 +171,13 @@ def apply(spec: dict[str, Any]) -> dict[str, bool]:
     state["netns"] = _namespace("net") != host["net"] or _libc.unshare(_CLONE_NEWNET) == 0
     state["ipcns"] = _namespace("ipc") != host["ipc"] or _new_ipc_namespace()
     if jailed:
-        jail.enter(spec["jail"]["stage"], spec["jail"]["view"], spec["landlock"]["devices"], spec["workdir"])
+        jail.enter(spec["jail"]["stage"], spec["jail"]["view"], spec["workdir"])
     state["private_view"] = jailed
     state["capabilities_dropped"] = _drop_bounding_set()
     state["unprivileged_uid"] = jailed and jail.become_unprivileged()
     state["no_new_privs"] = prctl(_PR_SET_NO_NEW_PRIVS, 1)
-    state["memfd_denied"] = spec["deny_memfd"] and deny_memfd()
+    state["seccomp"] = install_seccomp(spec["deny_memfd"])
+    state["memfd_denied"] = spec["deny_memfd"] and state["seccomp"]
     state["landlock"], state["landlock_scoped"] = _landlock(spec["landlock"])
     state["capabilities_dropped"] = _clear_capabilities() and state["capabilities_dropped"]
     state["not_dumpable"] = make_undumpable()
@@ -363,10 +364,13 @@ def _clear_capabilities() -> bool:
     return _libc.capset(ctypes.byref(header), data) == 0
 
 
-# --- seccomp: where no memory cgroup counts memfd pages, memfd_create is refused -----------------
-_SECCOMP_ARCH = {"x86_64": (0xC000003E, 319), "aarch64": (0xC00000B7, 279)}  # (AUDIT_ARCH, memfd_create)
+# --- seccomp: no new user namespaces; memfd_create refused where no memory cgroup counts it ------
+#: (AUDIT_ARCH, memfd_create, unshare, clone, clone3)
+_SECCOMP_ARCH = {"x86_64": (0xC000003E, 319, 272, 56, 435), "aarch64": (0xC00000B7, 279, 97, 220, 435)}
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
-_X32_BIT = 0x40000000
+_X32_BIT, _CLONE_NEWUSER = 0x40000000, 0x10000000
+_LD_W_ABS, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
+_KILL, _ALLOW, _EPERM, _ENOSYS = 0x80000000, 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
 
 
 class _SockFilter(ctypes.Structure):
@@ -377,19 +381,31 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def deny_memfd() -> bool:
-    """Install a seccomp filter: memfd_create (and the x32 syscall ABI) fail with EPERM; a foreign
-    architecture's syscalls kill the process. Needs no_new_privs. True if installed."""
+def seccomp_program(deny_memfd: bool) -> list[tuple[int, int, int, int]]:
+    """The BPF filter: a foreign architecture is killed; the x32 ABI, unshare/clone asking for a new
+    user namespace (where a job would hold every capability again) and, if asked, memfd_create fail
+    with EPERM; clone3, whose flags live in memory BPF cannot read, fails with ENOSYS (libc then
+    falls back to clone). Everything else is allowed. Jumps are relative, hence the fixed layout."""
+    arch, memfd, unshare, clone, clone3 = _SECCOMP_ARCH[platform.machine()]
+    never = 0xFFFFFFFF  # no syscall has this number
+    return [
+        (_LD_W_ABS, 0, 0, 4), (_JEQ, 1, 0, arch), (_RET, 0, 0, _KILL),  # 0-2: seccomp_data.arch
+        (_LD_W_ABS, 0, 0, 0),  # 3: seccomp_data.nr
+        (_JGE, 8, 0, _X32_BIT),  # 4 -> 13
+        (_JEQ, 8, 0, clone3),  # 5 -> 14
+        (_JEQ, 3, 0, unshare), (_JEQ, 2, 0, clone),  # 6, 7 -> 10
+        (_JEQ, 4, 0, memfd if deny_memfd else never),  # 8 -> 13
+        (_RET, 0, 0, _ALLOW),  # 9
+        (_LD_W_ABS, 0, 0, 16), (_JSET, 1, 0, _CLONE_NEWUSER),  # 10-11: low half of args[0] (flags)
+        (_RET, 0, 0, _ALLOW), (_RET, 0, 0, _EPERM), (_RET, 0, 0, _ENOSYS),  # 12, 13, 14
+    ]
+
+
+def install_seccomp(deny_memfd: bool) -> bool:
+    """Install :func:`seccomp_program` on the calling process (needs no_new_privs); True if installed."""
     if platform.machine() not in _SECCOMP_ARCH:
         return False
-    arch, memfd = _SECCOMP_ARCH[platform.machine()]
-    ld_w_abs, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-    eperm, allow, kill = 0x00050000 | 1, 0x7FFF0000, 0x80000000
-    program = [
-        (ld_w_abs, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, kill),  # seccomp_data.arch
-        (ld_w_abs, 0, 0, 0), (jge, 2, 0, _X32_BIT), (jeq, 1, 0, memfd),  # seccomp_data.nr
-        (ret, 0, 0, allow), (ret, 0, 0, eperm),
-    ]
+    program = seccomp_program(deny_memfd)
     filters = (_SockFilter * len(program))(*(_SockFilter(*op) for op in program))
     prog = _SockFprog(len(program), filters)
     return _libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) == 0

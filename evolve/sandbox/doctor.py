@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from . import layers
 from .hostile import CASES, Case, Verdict
 
+__all__ = ["CASES", "Check", "layer_rows", "run_checks"]
+
 
 @dataclass(frozen=True)
 class Check:

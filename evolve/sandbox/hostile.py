@@ -192,6 +192,24 @@ def cgroup_escape() -> dict[str, str]:
     return write_files(["/sys/fs/cgroup/memory/tasks", "/sys/fs/cgroup/pids/tasks", "/sys/fs/cgroup/cgroup.procs"])
 
 
+def user_namespace() -> dict[str, str]:
+    """Try to regain every capability in a user namespace of one's own, then use them."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def result(rc: int) -> str:
+        return "done" if rc == 0 else errno.errorcode.get(ctypes.get_errno(), "error")
+
+    outcome = {"unshare": result(libc.unshare(0x10000000 | 0x00020000))}  # CLONE_NEWUSER | CLONE_NEWNS
+    try:
+        import subprocess
+
+        done = subprocess.run(["unshare", "--user", "--map-root-user", "id", "-u"], capture_output=True, timeout=10)
+        outcome["unshare(1)"] = "done" if done.returncode == 0 else f"exit {done.returncode}"
+    except OSError as exc:
+        outcome["unshare(1)"] = type(exc).__name__
+    return outcome
+
+
 def neighbours() -> list[str]:
     return os.listdir(os.path.dirname(os.getcwd()))
 
@@ -460,6 +478,12 @@ def _cgroup_escape(sandbox: Sandbox) -> Verdict:
     return _verdict(result, result.ok and not done, f"{sorted(set((result.value or {}).values()))}")
 
 
+def _user_namespace(sandbox: Sandbox) -> Verdict:
+    result = _run(sandbox, _call("user_namespace"))
+    done = [k for k, v in (result.value or {}).items() if v == "done"]
+    return _verdict(result, result.ok and not done, f"{result.value}")
+
+
 def _neighbours(sandbox: Sandbox) -> Verdict:
     with sandbox.workdir() as other:
         (other / "secret-of-another-job").write_text("x")
@@ -491,6 +515,7 @@ CASES = (
     Case("persistence", "plant state for the next job (module, HOME, /tmp)", "fork per job; fresh tmpfs workdir; no /tmp", (), _persistence),
     Case("privilege", "check uid and capabilities", "uid 65534, empty capability sets", ("namespaces",), _identity),
     Case("mounts", "mount a tmpfs, remount /usr rw, umount /proc, chroot", "no capabilities (uid 65534, bounding set empty)", (), _mounts),
+    Case("privilege", "create a user namespace to hold capabilities again", "seccomp: CLONE_NEWUSER refused", ("seccomp",), _user_namespace),
     Case("ipc", "open a host SysV shared memory segment", "IPC namespace", (), _sysv),
     Case("uts", "change the hostname", "UTS namespace + no capabilities", (), _hostname),
     Case("cgroup escape", "move itself to the root cgroups", "flat /sys (no cgroup tree) + read-only + uid", (), _cgroup_escape),

@@ -65,20 +65,37 @@ def new_pid_namespace() -> bool:
     return _libc.unshare(_CLONE_NEWPID) == 0
 
 
-def plan(readable: list[str], etc: str) -> dict[str, list[list[str]]]:
+def plan(readable: list[str], etc: str, dev: str, links_dir: str) -> dict[str, list[list[str]]]:
     """What the worker's root holds, worked out once by the parent: symlinks recreated as symlinks
-    (their targets are placed on their own), directories and files bound read-only. The allowed /etc
-    files arrive as one directory ``etc`` (a copy the parent made: one bind instead of a dozen)."""
+    (their targets are placed on their own), directories and files bound read-only. Fewer mounts
+    make a cheaper job, so the allowed /etc files arrive as one directory ``etc`` and the devices as
+    one directory ``dev`` (copies the parent made), and ``links_dir`` (a directory of symlinks: the
+    PYTHONPATH entry) is recreated link by link."""
     links, dirs, files = [], [], []
-    for path in _roots([p for p in readable if not p.startswith("/etc/")]):
+    for name in sorted(os.listdir(links_dir)):
+        path = os.path.join(links_dir, name)
+        links.append([os.readlink(path), path])
+    for path in _roots([p for p in readable if not p.startswith(("/etc/", "/dev/")) and p != links_dir]):
         if os.path.islink(path):
             links.append([os.readlink(path), path])
         elif os.path.isdir(path):
             dirs.append([path, path])
         else:
             files.append([path, path])
-    dirs.append([etc, "/etc"])
+    dirs += [[etc, "/etc"], [dev, "/dev"]]
     return {"links": links, "dirs": dirs, "files": files}
+
+
+def make_dev(devices: list[str] | tuple[str, ...], directory: str) -> str:
+    """Recreate the allowed character devices (same numbers, mode 0666) in ``directory``."""
+    os.makedirs(directory, 0o755, exist_ok=True)
+    os.chmod(directory, 0o755)
+    for device in devices:
+        target = os.path.join(directory, os.path.basename(device))
+        if os.path.exists(device) and not os.path.exists(target):
+            os.mknod(target, 0o666 | stat.S_IFCHR, os.stat(device).st_rdev)
+            os.chmod(target, 0o666)
+    return directory
 
 
 def copy_etc(names: list[str] | tuple[str, ...], directory: str) -> str:
@@ -98,7 +115,7 @@ def copy_etc(names: list[str] | tuple[str, ...], directory: str) -> str:
     return directory
 
 
-def enter(stage: str, view: dict[str, list[list[str]]], devices: list[str], workdir: str) -> None:
+def enter(stage: str, view: dict[str, list[list[str]]], workdir: str) -> None:
     """Move the calling worker into private mount and uts namespaces whose root is ``view`` (see
     :func:`plan`), assembled on the empty directory ``stage`` (mounted over in the private namespace
     only). Raises OSError when a step fails: a job never runs with half a view."""
@@ -112,7 +129,7 @@ def enter(stage: str, view: dict[str, list[list[str]]], devices: list[str], work
     for source, path in view["dirs"]:
         os.makedirs(stage + path, 0o755, exist_ok=True)
         _mount(source, stage + path, None, _MS_BIND | (0 if path in _FLAT else _MS_REC))
-    for source, path in [*view["files"], *([d, d] for d in devices)]:
+    for source, path in view["files"]:
         os.makedirs(os.path.dirname(stage + path), 0o755, exist_ok=True)
         os.close(os.open(stage + path, os.O_CREAT | os.O_WRONLY, 0o644))
         _mount(source, stage + path, None, _MS_BIND)

@@ -35,8 +35,8 @@ LAYERS = (
           "the process count is capped by RLIMIT_NPROC only, which uid 0 ignores"),
     Layer("landlock", "filesystem allowlist, no TCP, no signals or abstract sockets outside the job",
           "no allowlist below the namespaces: files are guarded by the private view and permissions only"),
-    Layer("seccomp", "memfd_create refused where no memory cgroup counts its pages",
-          "memfd pages go uncounted where there is no memory cgroup"),
+    Layer("seccomp", "no new user namespaces; memfd_create refused where no memory cgroup counts it",
+          "jobs may create user namespaces, and memfd pages go uncounted where there is no memory cgroup"),
 )
 
 _probed: dict[str, tuple[bool, str]] = {}
@@ -52,7 +52,7 @@ def probe() -> dict[str, tuple[bool, str]]:
             memory_cgroup=_cgroup("memory"),
             pids_cgroup=_cgroup("pids"),
             landlock=(containment.landlock_abi() >= 1, f"Landlock ABI {containment.landlock_abi()}"),
-            seccomp=_in_child(_try_seccomp, "seccomp filter refuses memfd_create"),
+            seccomp=_in_child(_try_seccomp, "seccomp filter refuses user namespaces (and memfd_create)"),
         )
     return dict(_probed)
 
@@ -69,7 +69,7 @@ def announce(state: dict[str, bool]) -> None:
     details = probe()
     for layer in LAYERS:
         available = details[layer.name][0]
-        if available or layer.name in _announced or (layer.name == "seccomp" and state["memory_cgroup"]):
+        if available or layer.name in _announced:
             continue
         _announced.add(layer.name)
         print(f"evolve sandbox: no {layer.name} ({details[layer.name][1]}): {layer.without}", file=sys.stderr)
@@ -96,12 +96,13 @@ def _try_namespaces() -> bool:
 
 def _try_seccomp() -> bool:
     containment.prctl(38, 1)  # no_new_privs
-    if not containment.deny_memfd():
+    if not containment.install_seccomp(deny_memfd=True):
         return False
     try:
         os.close(os.memfd_create("probe"))
     except PermissionError:
-        return True
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.unshare(0x10000000) != 0 and ctypes.get_errno() == 1  # CLONE_NEWUSER -> EPERM
     return False
 
 

@@ -95,7 +95,8 @@ class Sandbox:
             stage = self.root / "view"
             stage.mkdir(mode=0o700, exist_ok=True)
             etc = jail.copy_etc(containment.ETC_READ, str(self.root / "etc"))
-            self._jail = {"stage": str(stage), "view": jail.plan(self._readable, etc)}
+            dev = jail.make_dev(containment.DEVICES, str(self.root / "dev"))
+            self._jail = {"stage": str(stage), "view": jail.plan(self._readable, etc, dev, self._pythonpath)}
         self._janitor = _Janitor()
         self._closed = False
         self._server: ForkServer | None = None
@@ -106,7 +107,7 @@ class Sandbox:
             self._server = ForkServer(preload, warmup, _PYTHON, env, str(home))
         # close() runs at the latest when the sandbox is collected or the interpreter exits.
         # A given root is left as found: only the sandbox's own entries in it are removed.
-        owned = [self.root] if own_root else [Path(self._pythonpath), *(self.root / d for d in ("zygote", "view", "etc"))]
+        owned = [self.root] if own_root else [Path(self._pythonpath), *(self.root / d for d in ("zygote", "view", "etc", "dev"))]
         self._finalizer = weakref.finalize(self, _shut_down, self._server, self._janitor, owned)
 
     # --- public API ------------------------------------------------------------------------------

@@ -127,7 +127,8 @@ def test_the_reference_cache_is_out_of_a_candidates_reach(first_eval, sandbox, c
     files = [str(f) for f in sorted(cache_dir.glob("*.json"))]
     cheat.write_text((CHEATS / "peek.py").read_text().replace("FILES = []", f"FILES = {files!r}"))
     result = evaluate(task, cheat, sandbox)
-    assert result.status == "error" and result.error.startswith("PermissionError")
+    # refused by Landlock/permissions, or absent from the sandbox's private view
+    assert result.status == "error" and result.error.split(":")[0] in ("PermissionError", "FileNotFoundError")
 
 
 def test_without_a_hidden_seed_the_secret_is_drawn_once_per_cache(tmp_path):
