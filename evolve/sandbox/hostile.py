@@ -210,6 +210,23 @@ def user_namespace() -> dict[str, str]:
     return outcome
 
 
+def leave_root() -> dict[str, Any]:
+    """Climb out of the private root: '..' past /, /proc/1/root, and what mountinfo gives away."""
+    def listing(path: str) -> list[str] | str:
+        try:
+            return sorted(os.listdir(path))
+        except OSError as exc:
+            return type(exc).__name__
+
+    os.chdir("/")
+    for _ in range(8):
+        os.chdir("..")
+    with open("/proc/self/mountinfo") as f:
+        mount_points = sorted({line.split()[4] for line in f})
+    return {"after_dotdot": listing("."), "proc_1_root": listing("/proc/1/root"), "root": listing("/"),
+            "tmp": listing("/tmp"), "mount_points": mount_points}
+
+
 def neighbours() -> list[str]:
     return os.listdir(os.path.dirname(os.getcwd()))
 
@@ -484,6 +501,21 @@ def _user_namespace(sandbox: Sandbox) -> Verdict:
     return _verdict(result, result.ok and not done, f"{result.value}")
 
 
+def _leave_root(sandbox: Sandbox) -> Verdict:
+    result = _run(sandbox, _call("leave_root"))
+    v = result.value or {}
+    host_only = {"home", "var", "opt", "boot", "run", "srv", "mnt", "media", "old_root"}
+    seen = set()
+    for key in ("after_dotdot", "proc_1_root", "root", "tmp"):
+        if isinstance(v.get(key), list):
+            seen.update(v[key])
+    leaked = sorted(host_only & seen)
+    foreign = [m for m in v.get("mount_points", []) if m.split("/")[1:2] and m.split("/")[1] in host_only]
+    contained = result.ok and not leaked and not foreign
+    listed = {k: v.get(k) for k in ("root", "tmp")}
+    return _verdict(result, contained, f"{listed}; mount points {v.get('mount_points')}")
+
+
 def _neighbours(sandbox: Sandbox) -> Verdict:
     with sandbox.workdir() as other:
         (other / "secret-of-another-job").write_text("x")
@@ -519,5 +551,6 @@ CASES = (
     Case("ipc", "open a host SysV shared memory segment", "IPC namespace", (), _sysv),
     Case("uts", "change the hostname", "UTS namespace + no capabilities", (), _hostname),
     Case("cgroup escape", "move itself to the root cgroups", "flat /sys (no cgroup tree) + read-only + uid", (), _cgroup_escape),
+    Case("mounts", "climb out of the private root ('..', /proc/1/root, mountinfo)", "chroot + no CAP_SYS_CHROOT + pid namespace", ("namespaces",), _leave_root),
     Case("other jobs", "list sibling job directories", "mount namespace: only its own workdir", ("namespaces",), _neighbours),
 )
