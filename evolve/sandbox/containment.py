@@ -1,9 +1,11 @@
 """Kernel-level containment of one sandboxed worker, and the trusted set-up it needs.
 
-Candidate code is untrusted LLM output and the processes run as root here, so rlimits alone are not
-enough. The parent (trusted) prepares a scrubbed environment, the Landlock path lists and a per-job
-pids cgroup; :func:`apply` then runs inside the freshly forked worker, before any job code, and
-confines it as far as the kernel allows, reporting what it managed to switch on.
+Candidate code is untrusted LLM output and evolve runs as root here, so rlimits alone are not
+enough. The parent (trusted) prepares a scrubbed environment, the Landlock path lists, the private
+view (:mod:`jail`) and per-job cgroups (:mod:`cgroups`); :func:`apply` then runs inside the freshly
+forked worker, before any job code, and confines it as far as the kernel allows -- cgroups, rlimits,
+namespaces and the view, uid 65534, no_new_privs, seccomp, Landlock, no capabilities -- reporting
+what it managed to switch on.
 
 Only the standard library may be imported here: fresh mode runs the supervisor (which imports this
 module) as ``python -I -S supervise.py``, where neither site-packages nor ``evolve`` is importable.

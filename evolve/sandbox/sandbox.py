@@ -13,6 +13,11 @@ Process tree of one job::
   Script jobs run exactly as in fresh mode: an exec from the zygote would fold the zygote's peak RSS
   into the script's.
 
+Where the host allows (see :mod:`layers`), the worker is pid 1 of its own pid namespace, sees only a
+minimal read-only root plus its working directory (a tmpfs of ``limits.disk_mb``), runs as uid 65534
+(:mod:`jail`), and sits in per-job pids and memory cgroups (:mod:`cgroups`) whose memory peak is
+the figure a job cannot dodge (``ProcessResult.peak_memory_mib``).
+
 The parent only moves bytes (see :mod:`pipes`) and has a backstop deadline in case a supervisor
 itself hangs.
 """
@@ -114,7 +119,9 @@ class Sandbox:
     def run(self, job: Job, *, limits: Limits | None = None, workdir: str | Path | None = None) -> ProcessResult:
         """Run ``job`` to its end and report how it ended; nothing the job does raises here.
 
-        ``workdir`` None: a fresh private directory, removed afterwards; otherwise used as is.
+        ``workdir`` None: a fresh private directory (a tmpfs of ``limits.disk_mb``), removed
+        afterwards; otherwise used as is -- handed to the job's uid, and with the quota only if it
+        came from :meth:`workdir`.
         """
         if self._closed:
             raise RuntimeError("the sandbox is closed")

@@ -103,3 +103,13 @@ def test_doctor_runs_every_check(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert code == 0, out
     assert f"{len(CASES)}/{len(CASES)} checks passed" in out
+
+
+@pytest.mark.parametrize("mode", ["fresh", "forkserver"])
+def test_a_directory_the_caller_gives_is_the_jobs_to_write(mode: str, tmp_path: Path) -> None:
+    workdir = tmp_path / "given"
+    workdir.mkdir(mode=0o700)
+    with Sandbox(mode, preload=("json",)) as box:
+        result = box.run(_hostile("write_files", paths=[str(workdir / "out.txt")]), workdir=workdir)
+    assert result.ok and result.value == {str(workdir / "out.txt"): "done"}
+    assert (workdir / "out.txt").read_text() == "escaped"
