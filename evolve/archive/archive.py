@@ -9,8 +9,14 @@ Layout of ``runs/<run>/archive`` (a git repository) and its sibling ``runs/<run>
   caller's resume state) and ``checkpoint.json`` (how many candidates exist, the ids/shas of the
   batch it added, the front). Its first parent is the previous checkpoint; its other parents are the
   batch's commits and the new front commit, so everything is reachable from this one ref.
-- ``refs/heads/front`` (``git checkout front``: the front's programs named by id + ``front.json``,
-  each front commit parented on the previous one) and ``refs/front/<id>``.
+- ``refs/evolve/front``: the front as a commit (its programs named by id + ``front.json``), each
+  front commit parented on the previous one; ``refs/front/<id>``: one ref per front member.
+- ``refs/evolve/best``: the best candidate so far (:func:`best_key`), so its history is the best
+  program's lineage.
+- The branches ``best`` (HEAD, checked out in the archive's work tree) and ``front`` are published
+  from those two refs by :mod:`evolve.archive.branches`, never moved under a user's checkout. So
+  plain ``git log`` in the archive is the lineage of the best program; checkpoints only show up with
+  ``--all`` (hide them with ``git log --exclude=refs/evolve/state --all``).
 
 Atomicity: a batch becomes part of the archive when ``refs/evolve/state`` moves, inside the single
 ``update-ref`` transaction that also moves every other ref. Git cannot promise that a SIGKILL in the
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -35,7 +42,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evolve.archive import messages
+from evolve.archive import branches, messages
+from evolve.archive.branches import BEST_BRANCH, FRONT_BRANCH
 from evolve.archive.index import FIXED_SORT_KEYS, Index
 from evolve.archive.pareto import non_dominated
 from evolve.archive.records import ArchiveError, Candidate, CandidateRecord, Checkpoint, RunMeta, Summary
@@ -45,7 +53,8 @@ META_REF = "refs/evolve/meta"
 STATE_REF = "refs/evolve/state"
 CANDIDATE_REFS = "refs/evolve/candidates/"
 FRONT_REFS = "refs/front/"
-FRONT_BRANCH = "refs/heads/front"
+FRONT_REF = "refs/evolve/front"
+BEST_REF = "refs/evolve/best"
 INDEX_NAME = "index.sqlite"
 _HEAL_CHUNK = 500  # candidates per index transaction while catching up
 _LOCK_WAIT_S = 2.0
@@ -62,6 +71,8 @@ class Archive:
         self._checkpoint = ""
         self._front: list[Candidate] = []
         self._front_commit: str | None = None
+        self._best: Candidate | None = None
+        self.unpublished: list[str] = []  # branches the last write left alone (checked out)
 
     # --- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -81,7 +92,7 @@ class Archive:
             meta_sha = store.commit(store.tree({"meta.json": meta_json}), [],
                                     messages.meta_message(meta), meta.created_at)
             checkpoint = _write_checkpoint(store, [meta_sha], _json_bytes({}, "state"), [], [], None,
-                                           0, meta.created_at)
+                                           None, 0, meta.created_at)
             store.update_refs([f"create {META_REF} {meta_sha}", f"create {STATE_REF} {checkpoint}"])
             store.close()
             staging.rename(path)
@@ -139,18 +150,23 @@ class Archive:
         front_commit = self._front_commit
         if [c.id for c in front] != [c.id for c in self._front]:
             front_commit = self._write_front(front, next_id - 1)
+        best = min([c for c in [self._best, *added] if c is not None],
+                   key=lambda c: best_key(c, self.meta), default=None)
         checkpoint = _write_checkpoint(
             self._store, [self._checkpoint, *(c.sha for c in added)]
             + ([front_commit] if front_commit != self._front_commit else []),
-            state_json, added, front, front_commit, next_id, time.time())
-        self._store.update_refs(self._ref_commands(added, checkpoint, front, front_commit))
+            state_json, added, front, front_commit, best, next_id, time.time())
+        self._store.update_refs(self._ref_commands(added, checkpoint, front, front_commit, best))
         previous = self._checkpoint
         self._shas += [c.sha for c in added]
         self._checkpoint, self._front, self._front_commit = checkpoint, front, front_commit
-        info = {"archive": self._meta_sha, "checkpoint": checkpoint, "front_commit": front_commit}
+        self._best = best
+        info = {"archive": self._meta_sha, "checkpoint": checkpoint, "front_commit": front_commit,
+                "best": None if best is None else str(best.id)}
         if not self._index.apply(added, front=[c.id for c in front], info=info,
                                  expect_checkpoint=previous):
             self._heal_index()  # the index was not where we left it (e.g. a failed earlier write)
+        self._publish()
         return added
 
     def _write_candidate(self, record: CandidateRecord, id: int, batch: list[Candidate]) -> Candidate:
@@ -191,11 +207,14 @@ class Archive:
         return self._store.commit(self._store.tree(files), parents, message, time.time())
 
     def _ref_commands(self, added: list[Candidate], checkpoint: str, front: list[Candidate],
-                      front_commit: str | None) -> list[str]:
+                      front_commit: str | None, best: Candidate | None) -> list[str]:
         commands = [f"create {CANDIDATE_REFS}{c.id} {c.sha}" for c in added]
         commands.append(f"update {STATE_REF} {checkpoint} {self._checkpoint}")
+        old_best = self._best.sha if self._best is not None else "0" * 40
+        if best is not None and best.sha != old_best:
+            commands.append(f"update {BEST_REF} {best.sha} {old_best}")
         if front_commit != self._front_commit:
-            commands.append(f"update {FRONT_BRANCH} {front_commit} {self._front_commit or '0' * 40}")
+            commands.append(f"update {FRONT_REF} {front_commit} {self._front_commit or '0' * 40}")
             old, new = {c.id: c.sha for c in self._front}, {c.id: c.sha for c in front}
             commands += [f"delete {FRONT_REFS}{i} {old[i]}" for i in sorted(old.keys() - new.keys())]
             commands += [f"create {FRONT_REFS}{i} {new[i]}" for i in sorted(new.keys() - old.keys())]
@@ -217,6 +236,13 @@ class Archive:
         self._heal_index()
         self._load()
         self._repair_refs()
+        self._publish()
+
+    def _publish(self) -> None:
+        """Move the user-facing branches to the archive's refs where no checkout forbids it."""
+        self.unpublished = branches.publish(self._store, {
+            BEST_BRANCH: self._best.sha if self._best is not None else None,
+            FRONT_BRANCH: self._front_commit})
 
     # --- consistency --------------------------------------------------------------------------
     def _load(self) -> None:
@@ -225,6 +251,12 @@ class Archive:
         self._checkpoint = self._index.info("checkpoint") or ""
         self._front = self._index.candidates(front_only=True)
         self._front_commit = self._index.info("front_commit")
+        best = self._index.info("best")
+        self._best = self._index.get(int(best)) if best is not None else self._scan_best()
+
+    def _scan_best(self) -> Candidate | None:
+        """The best candidate of an archive written before ``best`` was recorded."""
+        return min(self._index.candidates(), key=lambda c: best_key(c, self.meta), default=None)
 
     def _heal_index(self) -> None:
         """Catch the index up with the checkpoint chain (git is written first, so the index can
@@ -248,8 +280,10 @@ class Archive:
             pending += [self._read_candidate(c_id, c_sha) for c_id, c_sha in checkpoint["batch"]]
             if len(pending) < _HEAL_CHUNK and i + 1 < len(chain):
                 continue
+            best = checkpoint.get("best")
             info = {"archive": self._meta_sha, "checkpoint": sha,
-                    "front_commit": checkpoint["front_commit"]}
+                    "front_commit": checkpoint["front_commit"],
+                    "best": None if best is None else str(best[0])}
             if not self._index.apply(pending, front=checkpoint["front"], info=info,
                                      expect_checkpoint=expect, reset=reset):
                 return False
@@ -270,8 +304,10 @@ class Archive:
         expected = {f"{CANDIDATE_REFS}{i}": sha for i, sha in enumerate(self._shas)}
         expected.update({f"{FRONT_REFS}{c.id}": c.sha for c in self._front})
         if self._front_commit:
-            expected[FRONT_BRANCH] = self._front_commit
-        actual = self._store.refs(CANDIDATE_REFS, FRONT_REFS, FRONT_BRANCH)
+            expected[FRONT_REF] = self._front_commit
+        if self._best is not None:
+            expected[BEST_REF] = self._best.sha
+        actual = self._store.refs(CANDIDATE_REFS, FRONT_REFS, FRONT_REF, BEST_REF)
         commands = [f"update {ref} {sha}" for ref, sha in expected.items() if actual.get(ref) != sha]
         commands += [f"delete {ref}" for ref in sorted(actual.keys() - expected.keys())]
         if commands:
@@ -357,6 +393,10 @@ class Archive:
                 return o.goal == "max"
         return any(c.metric == key and c.op == ">=" for c in self.meta.constraints)
 
+    def best(self) -> Candidate | None:
+        """The best candidate so far (:func:`best_key`): the head of the ``best`` branch."""
+        return self._best
+
     def lineage(self, key: int | str) -> list[Candidate]:
         """The candidate, its first parent, that one's first parent … down to a seed."""
         chain = [self.get(key)]
@@ -394,6 +434,17 @@ class Archive:
                        **totals)
 
 
+def best_key(c: Candidate, meta: RunMeta) -> tuple[int, float, int]:
+    """Order of "best so far": a feasible candidate by the first objective, otherwise the least
+    constraint violation (so a run has a best, and a lineage to read, before anything is feasible);
+    earlier ids win ties."""
+    first = meta.objectives[0]
+    value = c.metrics.get(first.name)
+    if c.result.ok and c.feasible and isinstance(value, (int, float)) and not math.isnan(value):
+        return (0, first.oriented(float(value)), c.id)
+    return (1, c.violation if c.result.ok else math.inf, c.id)
+
+
 def eligible(c: Candidate, meta: RunMeta) -> bool:
     """May ``c`` be on the front: evaluated, feasible, and every objective present."""
     return c.result.ok and c.feasible and meta.point(c.metrics) is not None
@@ -401,9 +452,10 @@ def eligible(c: Candidate, meta: RunMeta) -> bool:
 
 def _write_checkpoint(store: GitStore, parents: list[str], state_json: bytes,
                       added: list[Candidate], front: list[Candidate], front_commit: str | None,
-                      next_id: int, when: float) -> str:
+                      best: Candidate | None, next_id: int, when: float) -> str:
     document = {"next_id": next_id, "batch": [[c.id, c.sha] for c in added],
-                "front": [c.id for c in front], "front_commit": front_commit}
+                "front": [c.id for c in front], "front_commit": front_commit,
+                "best": None if best is None else [best.id, best.sha]}
     tree = store.tree({"state.json": store.blob(state_json),
                        "checkpoint.json": store.blob(_json_bytes(document, "checkpoint"))})
     return store.commit(tree, parents, messages.checkpoint_message(added, next_id), when)

@@ -1,7 +1,7 @@
 """Commit messages: how the archive reads in ``git log``.
 
-A candidate's message is a one-line subject, the full description when it does not fit the subject,
-and a trailer block (``Evolve-Id: 42``, ``Evolve-Status: ok``, one ``Evolve-<Metric>`` per metric …)
+A candidate's message is a one-line subject holding the whole intent (never cut: ``git log
+--oneline`` is the lab notebook), the description again when it spans lines, and a trailer block (``Evolve-Id: 42``, ``Evolve-Status: ok``, one ``Evolve-<Metric>`` per metric …)
 so ``git log`` alone tells the story. Messages are for people: the archive itself reads metrics.json
 and checkpoint.json, never the messages.
 """
@@ -14,8 +14,6 @@ from typing import Any
 
 from evolve.archive.records import Candidate, RunMeta
 
-_SUBJECT_WIDTH = 72
-
 
 def trailer_key(name: str) -> str:
     """``params_unique`` -> ``Evolve-Params-Unique`` (trailer keys allow letters, digits, ``-``)."""
@@ -25,8 +23,8 @@ def trailer_key(name: str) -> str:
 
 def candidate_message(c: Candidate) -> str:
     intent = " ".join(c.description.split()) or "(no description)"
-    subject = _clip(f"#{c.id} {c.mutator}: {intent}")
-    body = c.description.strip() if subject.endswith("…") or "\n" in c.description.strip() else ""
+    subject = f"#{c.id} {c.mutator}: {intent}"
+    body = c.description.strip() if "\n" in c.description.strip() else ""
     trailers: list[tuple[str, Any]] = [
         ("Evolve-Id", c.id), ("Evolve-Status", c.status), ("Evolve-Feasible", c.feasible),
         ("Evolve-Violation", c.violation),
@@ -77,10 +75,6 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         return str(value) if not math.isfinite(value) else f"{value:.10g}"
     return " ".join(str(value).split())  # one line, whatever it was
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _SUBJECT_WIDTH else text[: _SUBJECT_WIDTH - 1] + "…"
 
 
 def _ids(ids: set[int]) -> str:

@@ -25,6 +25,7 @@ from gitdb import IStream, LooseObjectDB
 from evolve.archive.records import ArchiveError
 
 _IDENTITY = b"evolve <evolve@localhost>"
+_STALE_INDEX_LOCK_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class CommitData:
 
 
 class GitStore:
-    """One git repository (non-bare, so ``git checkout front`` works in it)."""
+    """One git repository (non-bare: its work tree shows the best program, ``git checkout``
+    works in it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -47,7 +49,7 @@ class GitStore:
     @classmethod
     def init(cls, path: Path) -> "GitStore":
         """Create an empty repository at ``path`` (which must not exist yet or be empty)."""
-        _git(None, "init", "--quiet", "--initial-branch=main", str(path))
+        _git(None, "init", "--quiet", "--initial-branch=best", str(path))
         # Reflogs are not needed (every ref the archive moves has its own history) and a reflog
         # append is one more file a SIGKILL could cut short.
         _git(path / ".git", "config", "core.logAllRefUpdates", "false")
@@ -123,6 +125,10 @@ class GitStore:
         keep = (self._lock.fileno(),) if self._lock is not None else ()
         _git(self.git_dir, "update-ref", "--stdin", input=script, pass_fds=keep)
 
+    def git(self, *args: str, work_tree: bool = False) -> str:
+        """Run a git command on this repository (in its work tree with ``work_tree``)."""
+        return _git(self.git_dir, *args, work_tree=self.path if work_tree else None)
+
     # --- writer lock ----------------------------------------------------------------------------
     def try_lock(self, wait_s: float = 0.0) -> bool:
         """Take the exclusive writer lock, waiting up to ``wait_s``. It is released by
@@ -154,6 +160,14 @@ class GitStore:
         assert self.holds_lock, "remove_stale_ref_locks needs the writer lock"
         for lock in [*(self.git_dir / "refs").rglob("*.lock"), self.git_dir / "packed-refs.lock"]:
             lock.unlink(missing_ok=True)
+        # A killed ``read-tree`` (carrying the best checkout along) leaves the index locked; a
+        # user's own git command holds that lock for moments, not minutes.
+        index_lock = self.git_dir / "index.lock"
+        try:
+            if time.time() - index_lock.stat().st_mtime > _STALE_INDEX_LOCK_S:
+                index_lock.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
 
     def close(self) -> None:
         """Release the writer lock (if held) and git's helper processes."""
@@ -169,11 +183,12 @@ def blob_id(data: bytes) -> str:
 
 
 def _git(git_dir: Path | None, *args: str, input: str | None = None,
-         pass_fds: tuple[int, ...] = ()) -> str:
-    cmd = ["git", *([f"--git-dir={git_dir}"] if git_dir else []), *args]
+         pass_fds: tuple[int, ...] = (), work_tree: Path | None = None) -> str:
+    cmd = ["git", *([f"--git-dir={git_dir}"] if git_dir else []),
+           *([f"--work-tree={work_tree}"] if work_tree else []), *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}  # no caller's GIT_DIR
     proc = subprocess.run(cmd, input=input, capture_output=True, text=True, env=env,
-                          pass_fds=pass_fds)
+                          pass_fds=pass_fds, cwd=work_tree)
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
         raise ArchiveError(f"git {args[0]} failed: {lines[-1]}")

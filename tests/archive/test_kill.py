@@ -82,3 +82,6 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     assert fsck.returncode == 0 and "error" not in fsck.stderr, fsck.stderr
     refs = git(path, "for-each-ref", "--format=%(refname)", "refs/evolve/candidates/").stdout.split()
     assert sorted(refs) == sorted(f"refs/evolve/candidates/{c[0]}" for c in contents(reference))
+    assert git(path, "status", "--porcelain").stdout == ""  # the best checkout followed along
+    best = [git(p, "log", "--format=%s", "best").stdout for p in (path, reference)]
+    assert best[0] == best[1] and best[0]
