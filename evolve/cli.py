@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 the work ran but failed (e.g. the evaluated candidate c
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Sequence
 
 from rich.table import Table
 
+from evolve import __version__
 from evolve.report.console import make_console
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -25,6 +27,7 @@ class UsageError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evolve", description="Improve small GPT programs by evolution.")
+    p.add_argument("--version", action="version", version=f"evolve {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="run an evolution from a YAML config")
@@ -39,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate one program for a task")
     e.add_argument("task")
     e.add_argument("program", type=Path)
-    e.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+    e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="task option (value parsed as YAML), repeatable")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=cmd_eval)
@@ -62,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                                        "or compare existing runs")
     c.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="a COMPARE.yaml to run (resumable), a comparison directory, or two or more runs")
-    c.add_argument("--out", type=Path, help="results directory when comparing runs (default runs/comparison)")
+    c.add_argument("-o", "--out", type=Path,
+                   help="results directory when comparing runs (default runs/comparison)")
     c.add_argument("--budget", metavar="KIND",
                    help="budget axis for existing runs: evaluations, tokens, cost_usd or wall_s "
                         "(default: the budget they share)")
@@ -85,6 +89,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--layers-only", action="store_true", help="only list the layers, run no checks")
     d.set_defaults(func=cmd_doctor)
 
+    x = sub.add_parser("export", help="write the best program (by an objective), one candidate, or the "
+                                      "whole front as files")
+    x.add_argument("run", help="run name (under runs/) or run directory")
+    x.add_argument("id", nargs="?", help="candidate id or commit sha prefix (default: the best)")
+    x.add_argument("--by", metavar="OBJECTIVE", help="the objective that picks the best (default: the first)")
+    x.add_argument("--front", action="store_true", help="every front member, as files in the -o folder")
+    x.add_argument("-o", "--output", type=Path,
+                   help="file (or folder) to write; default: the program on stdout")
+    x.set_defaults(func=cmd_export)
+
     a = sub.add_parser("archive", help="archive maintenance")
     asub = a.add_subparsers(dest="archive_command", required=True, metavar="ACTION")
     ri = asub.add_parser("reindex", help="rebuild the sqlite index from git")
@@ -94,7 +108,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    unknown = _unknown_command(parser, argv)
+    if unknown:
+        print(f"evolve: {unknown}", file=sys.stderr)
+        return EXIT_USAGE
+    args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -109,6 +129,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"evolve: {message}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """One line naming the closest command for a mistyped one (argparse lists them all)."""
+    if not argv or argv[0].startswith("-"):
+        return None
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if argv[0] in commands:
+        return None
+    return f"unknown command {argv[0]!r}" + _did_you_mean(argv[0], list(commands)) \
+        + " (evolve --help lists them)"
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _user_error(exc: Exception) -> str | None:
@@ -214,6 +250,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _execute(config: Any, resume: bool) -> int:
+    from evolve.report.next_steps import next_steps
     from evolve.report.progress import RunProgress
     from evolve.run import EvolutionRun
 
@@ -222,7 +259,9 @@ def _execute(config: Any, resume: bool) -> int:
     with RunProgress(run, console) as progress:
         outcome = run.execute(progress=progress.update)
     progress.summary(outcome)
+    console.print(next_steps(run.config.run_dir, run.archive_dir), highlight=False)
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
+
 
 
 def _run_dir(run: str) -> Path:
@@ -232,7 +271,8 @@ def _run_dir(run: str) -> Path:
     candidate = Path("runs") / run
     if candidate.is_dir():
         return candidate
-    raise UsageError(f"no such run {run!r} (looked for ./{run} and runs/{run})")
+    known = sorted(p.name for p in Path("runs").glob("*/") if p.is_dir()) if Path("runs").is_dir() else []
+    raise UsageError(f"no such run {run!r} (looked for ./{run} and runs/{run})" + _did_you_mean(run, known))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -361,6 +401,31 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     failed = [c for c in results if not c.passed]
     console.print(f"{len(results) - len(failed)}/{len(results)} checks passed" + (f", {len(failed)} FAILED" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from evolve.archive import Archive
+    from evolve.report import export
+
+    if args.front and args.id is not None:
+        raise UsageError("give a candidate id or --front, not both")
+    if args.front and args.output is None:
+        raise UsageError("--front writes one file per member: give the folder with -o DIR")
+    with Archive.open(_run_dir(args.run) / "archive") as archive:
+        try:
+            if args.front:
+                written = export.write_front(archive, export.front(archive, args.by), args.output)
+                print(f"wrote {len(written) - 1} programs and front.json to {args.output}", file=sys.stderr)
+                return EXIT_OK
+            chosen = export.choose(archive, args.id, args.by, args.run)
+        except export.NothingToExport as exc:
+            print(f"evolve: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        if args.output is None:
+            sys.stdout.write(chosen.source)
+            return EXIT_OK
+        path = export.write_one(archive, chosen, args.output)
+    print(f"wrote #{chosen.id} to {path}", file=sys.stderr)
+    return EXIT_OK
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:

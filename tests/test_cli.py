@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evolve.archive import Archive
 from evolve.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,8 +55,8 @@ def test_eval_of_a_crashing_program_exits_1(tmp_path: Path, capsys: pytest.Captu
 @pytest.mark.parametrize(("argv", "fragment"), [
     (["eval", "toy", "no/such/program.py"], "no/such/program.py"),
     (["eval", "nosuchtask", str(TOY_SEED)], "unknown task 'nosuchtask'"),
-    (["eval", "toy", str(TOY_SEED), "-o", "novalue"], "expected KEY=VALUE"),
-    (["eval", "toy", str(TOY_SEED), "-o", "bogus=1"], "unknown option 'bogus'"),
+    (["eval", "toy", str(TOY_SEED), "--option", "novalue"], "expected KEY=VALUE"),
+    (["eval", "toy", str(TOY_SEED), "--option", "bogus=1"], "unknown option 'bogus'"),
     (["run", "no/such/config.yaml"], "no such config file"),
     (["resume", "no-such-run"], "no such run 'no-such-run'"),
     (["show", "no-such-run"], "no such run 'no-such-run'"),
@@ -121,3 +122,47 @@ def test_bad_config_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["run", str(path)]) == 2
     assert "budget.max_evaluations" in one_line_error(capsys)
     assert not (tmp_path / "runs").exists()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from evolve import __version__
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out == f"evolve {__version__}\n"
+
+
+def test_a_mistyped_command_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["shwo", "x"]) == 2
+    assert one_line_error(capsys) == "evolve: unknown command 'shwo'; did you mean 'show'? (evolve --help lists them)"
+    assert main(["frobnicate"]) == 2
+    assert "did you mean" not in one_line_error(capsys)
+
+
+def test_a_mistyped_run_name_gets_a_suggestion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "runs" / "adder-repair").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(["show", "adder-repiar"]) == 2
+    assert one_line_error(capsys).endswith("did you mean 'adder-repair'?")
+
+
+def test_the_end_of_a_run_says_where_results_are_and_what_to_run(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    config = {"run": {"name": "steps", "output_dir": str(tmp_path / "runs")}, "task": {"name": "toy"},
+              "seeds": [str(TOY_SEED)], "budget": {"max_evaluations": 2}}
+    path = tmp_path / "steps.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", str(path)]) == 0
+    err = capsys.readouterr().err
+    run_dir = tmp_path / "runs" / "steps"
+    assert f"results in {run_dir}/" in err
+    for command in (f"evolve show {run_dir}", f"evolve report {run_dir}"):
+        assert command in err
+    # The toy's seed is infeasible, so the export line names the least-violating candidate.
+    export = next(line.split("  ")[1] for line in err.splitlines() if "evolve export" in line)
+    assert "nothing feasible yet" in err
+    argv = export.split()[1:]
+    argv[-1] = str(tmp_path / argv[-1])
+    assert main(argv) == 0  # the advice works as printed
+    assert (tmp_path / "closest.py").read_text() == Archive.open(run_dir / "archive").best().source
