@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.syntax import Syntax
@@ -21,6 +22,7 @@ from rich.text import Text
 
 from evolve.archive import Archive, ArchiveError, Candidate, RunMeta, Summary
 from evolve.report.console import make_console
+from evolve.report.numbers import format_metric
 
 Diff = Literal["parent", "seed"]
 
@@ -132,7 +134,7 @@ def summary_panel(summary: Summary, meta: RunMeta) -> Panel:
     grid.add_row("front", f"{summary.front_size} candidates")
     for o in meta.objectives:
         best = summary.best.get(o.name)
-        shown = f"{fmt(best['value'])} {o.unit}".rstrip() + f"  (#{best['id']})" if best else "-"
+        shown = f"{fmt(best['value'], o.name, o.unit)} {o.unit}".rstrip() + f"  (#{best['id']})" if best else "-"
         grid.add_row(f"best {o.name} ({o.goal})", shown)
     grid.add_row("tokens", f"{summary.prompt_tokens} prompt + {summary.completion_tokens} completion")
     grid.add_row("cost", f"${summary.cost_usd:.4f}")
@@ -143,30 +145,43 @@ def summary_panel(summary: Summary, meta: RunMeta) -> Panel:
 
 def candidates_table(rows: list[Candidate], meta: RunMeta, *, title: str, status: bool) -> Table:
     """Objectives, constraint metrics, then provenance; ``status`` adds status/feasibility columns
-    (pointless on the front, where everything is feasible)."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right", style="bold")
-    for o in meta.objectives:
+    (pointless on the front, where everything is feasible). Numbers are never cut: their columns
+    keep their width and their headers break at underscores; only the text columns shrink."""
+    objective_cells = [[fmt(c.metrics.get(o.name), o.name, o.unit) for c in rows] for o in meta.objectives]
+    constraint_cells = [[fmt(c.metrics.get(con.metric), con.metric) for c in rows]
+                        for con in meta.constraints]
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  show_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("#", justify="right", style="bold", no_wrap=True)
+    for o, cells in zip(meta.objectives, objective_cells):
         arrow = "↓" if o.goal == "min" else "↑"
-        table.add_column(f"{o.name} {arrow}" + (f"\n{o.unit}" if o.unit else ""), justify="right")
-    for con in meta.constraints:
-        table.add_column(str(con), justify="right")
+        _number_column(table, f"{_breakable(o.name)} {arrow}" + (f"\n{o.unit}" if o.unit else ""), cells)
+    for con, cells in zip(meta.constraints, constraint_cells):
+        _number_column(table, f"{_breakable(con.metric)}\n{con.op} {fmt(con.value)}", cells)
     if status:
-        table.add_column("status", no_wrap=True)
-    table.add_column("mutator")
-    table.add_column("parents")
-    table.add_column("gen", justify="right")
-    for c in rows:
+        table.add_column("violation", justify="right", no_wrap=True)
+    table.add_column("mutator", overflow="ellipsis", min_width=4)
+    table.add_column("from", overflow="fold", min_width=4)
+    for i, c in enumerate(rows):
         cells: list[Any] = [str(c.id)]
-        cells += [fmt(c.metrics.get(o.name)) for o in meta.objectives]
-        cells += [Text(fmt(c.metrics.get(con.metric)),
-                       style="green" if con.satisfied(c.metrics) else "red")
-                  for con in meta.constraints]
+        cells += [column[i] for column in objective_cells]
+        cells += [Text(column[i], style="green" if con.satisfied(c.metrics) else "red")
+                  for con, column in zip(meta.constraints, constraint_cells)]
         if status:
-            cells.append(_status_text(c))
-        cells += [c.mutator, " ".join(f"#{p}" for p in c.parents) or "seed", str(c.generation)]
+            cells.append(_short_status(c))
+        cells += [c.mutator, " ".join(f"#{p}" for p in c.parents) or "seed"]
         table.add_row(*cells)
     return table
+
+
+def _number_column(table: Table, header: str, cells: list[str]) -> None:
+    widest = max([len(cell) for cell in cells] + [len(line) for line in header.splitlines()])
+    table.add_column(header, justify="right", no_wrap=True, min_width=widest)
+
+
+def _breakable(name: str) -> str:
+    """``hidden_accuracy`` -> ``hidden_`` / ``accuracy`` on two header lines."""
+    return name.replace("_", "_\n")
 
 
 def _header(c: Candidate) -> Table:
@@ -197,8 +212,9 @@ def _metrics_table(c: Candidate, meta: RunMeta) -> Table:
     table.add_column("value", justify="right")
     table.add_column("role")
     declared = [o.name for o in meta.objectives] + [con.metric for con in meta.constraints]
+    units = {o.name: o.unit for o in meta.objectives}
     for name in dict.fromkeys([*declared, *c.metrics]):
-        table.add_row(name, fmt(c.metrics.get(name)), roles.get(name, Text("")))
+        table.add_row(name, fmt(c.metrics.get(name), name, units.get(name, "")), roles.get(name, Text("")))
     return table
 
 
@@ -206,7 +222,16 @@ def _status_text(c: Candidate) -> Text:
     if c.feasible:
         return Text(f"{c.status}, feasible", style="green")
     if c.status == "ok":
-        return Text(f"ok, infeasible (violation {fmt(c.violation)})", style="yellow")
+        return Text(f"infeasible (violation {fmt(c.violation)})", style="yellow")
+    return Text(c.status, style="red")
+
+
+def _short_status(c: Candidate) -> Text:
+    """The violation column: 0 (feasible), how far off the constraints, or why it has no metrics."""
+    if c.feasible:
+        return Text("0", style="green")
+    if c.status == "ok":
+        return Text(fmt(c.violation), style="yellow")
     return Text(c.status, style="red")
 
 
@@ -215,17 +240,9 @@ def _default_sort(meta: RunMeta) -> str:
 
 
 # --- formatting ---------------------------------------------------------------------------------
-def fmt(value: Any) -> str:
-    """A metric for a table cell: integers as integers, other numbers to 6 significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.6g}"
+def fmt(value: Any, name: str = "", unit: str = "") -> str:
+    """A metric for a table cell, formatted for its kind (:mod:`evolve.report.numbers`)."""
+    return format_metric(value, name, unit)
 
 
 def duration(seconds: float) -> str:
