@@ -19,6 +19,7 @@ from evolve.archive import Archive, ArchiveError, RunMeta
 from evolve.compare.config import RUN_BUDGET_KEY, CompareSpec
 
 DEFINITION = "comparison.json"
+DEFAULT_NAME = "comparison"  # the folder `evolve compare RUN RUN` writes to unless told (runs/comparison)
 
 
 class CompareError(Exception):
@@ -65,6 +66,8 @@ class Comparison:
         metas = [read_meta(d) for d in run_dirs]
         check_comparable(list(zip(run_dirs, metas)))
         labels = _labels([m.config for m in metas])
+        if len(set(labels)) == 1 < len(labels):  # one strategy/setting: compare the runs themselves
+            labels = _distinct([m.run for m in metas])
         groups = tuple(Group(label, tuple(d for d, lab in zip(run_dirs, labels) if lab == label))
                        for label in dict.fromkeys(labels))
         kind, amount = _shared_budget([m.config for m in metas])
@@ -74,6 +77,12 @@ class Comparison:
             targets = {tuple(m.config.get("target", ())) for m in metas}
             target = targets.pop() if len(targets) == 1 else ()
         return cls(directory.name, directory, groups, kind, amount, tuple(target), reference)
+
+    @property
+    def title(self) -> str:
+        """``hillclimb vs islands``, after the comparison's name unless it is the default folder's."""
+        labels = " vs ".join(g.label for g in self.groups)
+        return labels if self.name in ("", DEFAULT_NAME) else f"{self.name}: {labels}"
 
     @classmethod
     def single(cls, run_dir: Path) -> "Comparison":
@@ -186,6 +195,12 @@ def _labels(configs: list[dict[str, Any]]) -> list[str]:
         index = variants.index(setting)
         labels.append(label if index == 0 else f"{label} #{index + 1}")
     return labels
+
+
+def _distinct(names: list[str]) -> list[str]:
+    """Run names as group labels, numbered where runs from different folders share a name."""
+    return [name if names.count(name) == 1 else f"{name} #{names[:i].count(name) + 1}"
+            for i, name in enumerate(names)]
 
 
 def _shared_budget(configs: list[dict[str, Any]]) -> tuple[str, float | None]:

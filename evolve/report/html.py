@@ -26,6 +26,7 @@ from evolve.archive import Archive, Candidate, RunMeta, Summary
 from evolve.compare.comparison import Comparison
 from evolve.compare.stats import BUDGET_LABELS, ComparisonStats, RunStats, compute
 from evolve.compare.table import describe, num, table_cells
+from evolve.report.lineage import LineageUnavailable, lineage_svg
 from evolve.report.plots import comparison_figures, run_figures
 from evolve.report.show import duration, fmt
 
@@ -40,6 +41,9 @@ _FIGURE_CAPTIONS = {
                    "min–max (band).",
     "hypervolume": "Hypervolume of each run's front against the budget: median and min–max over repeats.",
     "fronts": "The final Pareto front of every run, coloured by group.",
+    "constraints": "Each constraint metric of every evaluated candidate with its threshold (green) and "
+                   "best so far (red), and the least constraint violation so far: the progress a "
+                   "run makes before (or without) moving its objectives.",
 }
 
 
@@ -60,6 +64,7 @@ def run_report(run_dir: Path, *, max_programs: int = MAX_PROGRAMS) -> str:
         front_ids = {c.id for c in run.history.front}
         shown = _programs_shown(candidates, front_ids, max_programs)
         diffs = {c.id: archive.diff(c.id) for c in candidates if c.id in shown and c.parents}
+        best = archive.best()
     children: dict[int, list[int]] = {}
     for c in candidates:
         if c.parents:
@@ -74,7 +79,9 @@ def run_report(run_dir: Path, *, max_programs: int = MAX_PROGRAMS) -> str:
                  '<p class="note">Click a column header to sort (JavaScript), or add '
                  "<code>?sort=KEY&amp;order=desc</code> to the address.</p>"
                  + _candidate_table("candidates-table", candidates, meta, link, sortable=True)),
-        _section("lineage", "Lineage of the front", _lineage(candidates, front_ids, link)),
+        _section("lineage", "Lineage of the front",
+                 _lineage_graph(candidates, front_ids, best.id if best else None, shown)
+                 + _lineage(candidates, front_ids, link)),
         _section("programs", "Programs",
                  _programs_note(len(candidates), len(shown), max_programs)
                  + "".join(_program(c, meta, front_ids, children, diffs.get(c.id), link, "cand-")
@@ -102,7 +109,7 @@ def _programs_note(total: int, shown: int, limit: int) -> str:
 def _run_summary(meta: RunMeta, summary: Summary, stats: ComparisonStats, run: RunStats) -> str:
     config = meta.config
     statuses = ", ".join(f"{n} {s}" for s, n in summary.statuses.items()) or "none"
-    rows = [("task", _e(meta.task + (f" {meta.task_options}" if meta.task_options else ""))),
+    rows = [("task", _task(meta)),
             ("objectives", _e(", ".join(f"{o.goal} {o.name}" + (f" ({o.unit})" if o.unit else "")
                                         for o in meta.objectives))),
             ("constraints", _e(", ".join(map(str, meta.constraints)) or "none")),
@@ -113,7 +120,7 @@ def _run_summary(meta: RunMeta, summary: Summary, stats: ComparisonStats, run: R
             ("front", _e(f"{summary.front_size} candidates"))]
     for o in meta.objectives:
         best = summary.best.get(o.name)
-        shown = f'{_e(fmt(best["value"]))} (<a href="#cand-{int(best["id"])}">#{int(best["id"])}</a>)' \
+        shown = f'{_e(fmt(best["value"], o.name, o.unit))} (<a href="#cand-{int(best["id"])}">#{int(best["id"])}</a>)' \
             if best else "-"
         rows.append((_e(f"best {o.name} ({o.goal})"), shown))
     reference = stats.reference_natural()
@@ -129,38 +136,66 @@ def _run_summary(meta: RunMeta, summary: Summary, stats: ComparisonStats, run: R
         f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
+def _task(meta: RunMeta) -> str:
+    """``adder`` and its options one per line (``digits = 10``), not a Python dict."""
+    options = "".join(f"<li><code>{_e(k)}</code> = {_e(_option(v))}</li>"
+                      for k, v in meta.task_options.items())
+    return f"<strong>{_e(meta.task)}</strong>" + (f'<ul class="options">{options}</ul>' if options else "")
+
+
+def _option(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(_option, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_option(v)}" for k, v in value.items())
+    return fmt(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _lineage_graph(candidates: list[Candidate], front: set[int], best: int | None, shown: set[int]) -> str:
+    if not front and best is None:
+        return ""
+    try:
+        svg = lineage_svg(candidates, front, best, {i: f"#cand-{i}" for i in shown})
+    except LineageUnavailable as exc:
+        return f'<p class="bad" id="lineage-graph-missing">{_e(str(exc))}; the text tree follows.</p>'
+    return (f'<figure class="lineage-graph" id="lineage-graph">{svg}<figcaption>Every ancestor of '
+            "the front (red); the best candidate has a thick outline; click a node for its "
+            "program.</figcaption></figure>")
+
+
 def _candidate_table(table_id: str, rows: Sequence[Candidate], meta: RunMeta, link: "_Linker",
                      *, sortable: bool) -> str:
     """Objectives, constraint metrics, status and provenance; numeric cells carry data-value."""
     metric_names = [o.name for o in meta.objectives] + [c.metric for c in meta.constraints
                                                         if c.metric not in {o.name for o in meta.objectives}]
+    units = {o.name: o.unit for o in meta.objectives}
     head = ['<th data-key="id" data-type="num">#</th>']
     for o in meta.objectives:
         arrow = "↓" if o.goal == "min" else "↑"
         best = "high" if o.goal == "max" else "low"
         head.append(f'<th data-key="{_e(o.name)}" data-type="num" data-best="{best}">'
-                    f"{_e(o.name)} {arrow}</th>")
+                    f"{_breakable(o.name)} {arrow}</th>")
     for name in metric_names[len(meta.objectives):]:
-        head.append(f'<th data-key="{_e(name)}" data-type="num">{_e(name)}</th>')
+        head.append(f'<th data-key="{_e(name)}" data-type="num">{_breakable(name)}</th>')
     head += ['<th data-key="status" class="text">status</th>',
              '<th data-key="mutator" class="text">mutator</th>',
              '<th data-key="parents" class="text">parents</th>',
              '<th data-key="generation" data-type="num">gen</th>',
-             '<th data-key="wall_s" data-type="num">eval s</th>',
-             '<th data-key="description" class="text">intent</th>']
+             '<th data-key="wall_s" data-type="num">eval&nbsp;s</th>',
+             '<th data-key="description" class="text intent">intent</th>']
     body = []
     for c in rows:
         cells = [f'<td data-value="{c.id}">{link(c.id)}</td>']
         for name in metric_names:
             value = c.metrics.get(name)
-            cells.append(f'<td data-value="{_num_attr(value)}">{_e(fmt(value))}</td>')
+            cells.append(f'<td data-value="{_num_attr(value)}">{_e(fmt(value, name, units.get(name, "")))}</td>')
         status = _status(c, meta)
-        cells += [f'<td class="text {status[1]}">{_e(status[0])}</td>',
+        cells += [f'<td class="text status {status[1]}">{_e(status[0])}</td>',
                   f'<td class="text">{_e(c.mutator)}{(" · " + _e(c.model)) if c.model else ""}</td>',
                   f'<td class="text">{" ".join(link(p) for p in c.parents) or "seed"}</td>',
                   f'<td data-value="{c.generation}">{c.generation}</td>',
                   f'<td data-value="{c.result.wall_s:.6g}">{c.result.wall_s:.2f}</td>',
-                  f'<td class="text">{_e(_short(c.description, 90))}</td>']
+                  f'<td class="text intent">{_e(_short(c.description, 160))}</td>']
         body.append(f'<tr data-id="{c.id}">{"".join(cells)}</tr>')
     cls = ' class="sortable"' if sortable else ""
     return (f'<div class="scroll"><table id="{table_id}"{cls}><thead><tr>{"".join(head)}</tr></thead>'
@@ -232,7 +267,9 @@ def _program(c: Candidate, meta: RunMeta, front: set[int], children: dict[int, l
               ("commit", f"<code>{_e(c.sha[:12])}</code>")]
     declared = [o.name for o in meta.objectives] + [k.metric for k in meta.constraints]
     names = [n for n in dict.fromkeys([*declared, *c.metrics]) if n in c.metrics]
-    metrics = "".join(f"<tr><th>{_e(n)}</th><td>{_e(fmt(c.metrics[n]))}</td></tr>" for n in names)
+    units = {o.name: o.unit for o in meta.objectives}
+    metrics = "".join(f"<tr><th>{_e(n)}</th><td>{_e(fmt(c.metrics[n], n, units.get(n, '')))}</td></tr>"
+                      for n in names)
     parts = [f'<article class="program" id="{prefix}{c.id}">',
              f"<h3>#{c.id}{badges}</h3>",
              "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"]
@@ -274,7 +311,7 @@ def comparison_report(stats: ComparisonStats, figures: dict[str, bytes] | None =
     c = stats.comparison
     budget = f"{fmt(c.budget)} {BUDGET_LABELS[c.budget_kind]}" if c.budget is not None else "unequal budgets"
     subtitle = f"task {stats.task} · {budget} per run · generated {_now()}"
-    return _page(f"evolve comparison {c.name}", subtitle, nav, sections)
+    return _page(f"evolve comparison: {c.title}", subtitle, nav, sections)
 
 
 def _run_anchors(runs: list[RunStats]) -> list[str]:
@@ -386,6 +423,11 @@ def _num_attr(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         return ""
     return "" if value in (float("inf"), float("-inf")) else repr(float(value))
+
+
+def _breakable(name: str) -> str:
+    """A metric name for a header that may wrap after its underscores (``hidden_<wbr>accuracy``)."""
+    return _e(name).replace("_", "_<wbr>")
 
 
 def _short(text: str, limit: int) -> str:

@@ -35,6 +35,8 @@ def comparison_figures(stats: ComparisonStats) -> dict[str, bytes]:
 def run_figures(stats: ComparisonStats) -> dict[str, bytes]:
     """Figures for a single run (a comparison of one group of one run)."""
     figures = {"progress": run_progress(stats)}
+    if _constraints_moved(stats):
+        figures["constraints"] = constraint_progress(stats)
     if len(stats.objectives) >= 2:
         figures["candidates"] = run_candidates(stats)
     return figures
@@ -62,7 +64,7 @@ def best_so_far(stats: ComparisonStats) -> bytes:
         ax.set_xlabel(BUDGET_LABELS[kind])
         ax.set_title(f"best feasible {o.name} so far")
         ax.legend(fontsize=8)
-    fig.suptitle(f"{stats.comparison.name}: median and min–max over repeats")
+    fig.suptitle(f"{stats.comparison.title}: median and min–max over repeats")
     return _png(fig)
 
 
@@ -78,7 +80,7 @@ def hypervolume_vs_budget(stats: ComparisonStats) -> bytes:
         ax.legend(fontsize=8)
         ax.set_ylabel("hypervolume")
     ax.set_xlabel(BUDGET_LABELS[kind])
-    ax.set_title(f"{stats.comparison.name}: hypervolume\nmedian and min–max over repeats")
+    ax.set_title(f"{stats.comparison.title}: hypervolume\nmedian and min–max over repeats")
     return _png(fig)
 
 
@@ -174,6 +176,55 @@ def run_candidates(stats: ComparisonStats) -> bytes:
     ax.set_ylabel(_axis_label(y))
     ax.set_title(f"run {run.name}: every evaluated candidate")
     return _png(fig)
+
+
+def constraint_progress(stats: ComparisonStats) -> bytes:
+    """Each constraint metric per candidate with its threshold and best so far, and the least
+    violation so far: the progress of a run whose objectives stay flat (a repair) or that has
+    nothing feasible yet."""
+    (run,) = stats.runs
+    meta = run.history.meta
+    kind = stats.comparison.budget_kind
+    per_candidate = _candidate_x(run, kind)
+    evaluated = [c for c in run.history.candidates if c.result.ok and c.id in per_candidate]
+    metrics = [k for k in dict.fromkeys(k.metric for k in meta.constraints)
+               if any(k in c.metrics for c in evaluated)]
+    fig, axes = _figure(len(metrics) + 1)
+    for ax, name in zip(axes, metrics):
+        points = [(per_candidate[c.id], c.metrics[name]) for c in evaluated if name in c.metrics]
+        ax.scatter(*zip(*points), s=12, alpha=0.6, color="tab:blue", label="candidate")
+        rules = [k for k in meta.constraints if k.metric == name]
+        high = any(k.op == ">=" for k in rules)
+        best = np.maximum.accumulate if high else np.minimum.accumulate
+        xs, ys = zip(*points)
+        ax.plot(xs, best(np.asarray(ys, float)), color="tab:red", drawstyle="steps-post",
+                label="best so far")
+        for k in rules:
+            ax.axhline(k.value, color="tab:green", linestyle="--", label=f"{k.op} {k.value:g}")
+        ax.set_title(name)
+        ax.set_xlabel(BUDGET_LABELS[kind])
+        ax.legend(fontsize=8)
+    ax = axes[len(metrics)]
+    violations = [(per_candidate[c.id], c.violation) for c in evaluated if math.isfinite(c.violation)]
+    if violations:
+        xs, ys = zip(*violations)
+        ax.scatter(xs, ys, s=12, alpha=0.6, color="tab:orange", label="candidate")
+        ax.plot(xs, np.minimum.accumulate(np.asarray(ys, float)), color="tab:red",
+                drawstyle="steps-post", label="least so far")
+        ax.legend(fontsize=8)
+    else:
+        _empty(ax, "no candidate was evaluated successfully")
+    ax.set_title("constraint violation (0 = feasible)")
+    ax.set_xlabel(BUDGET_LABELS[kind])
+    fig.suptitle(f"run {run.name}: constraints")
+    return _png(fig)
+
+
+def _constraints_moved(stats: ComparisonStats) -> bool:
+    """Worth a figure: the run has constraints and some evaluated candidate violated one."""
+    (run,) = stats.runs
+    return bool(run.history.meta.constraints) and any(
+        c.result.ok and not c.feasible for c in run.history.candidates)
 
 
 def _candidate_x(run: RunStats, kind: str) -> dict[int, float]:

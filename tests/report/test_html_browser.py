@@ -75,6 +75,10 @@ def test_run_report_renders_with_front_programs_and_diffs(run_page: Path, run_di
     shown = program.all("details", cls="diff")[0]
     assert "".join(p.text() for p in shown.all("pre")) == diff
     assert any(line.startswith("+") for line in diff.splitlines()[2:])
+    graph = dom.by_id("lineage-graph")  # the SVG survived the browser's parser, links intact
+    (svg,) = graph.all("svg")
+    hrefs = {a.attrs.get("xlink:href") or a.attrs.get("href") for a in svg.all("a")}
+    assert {f"#cand-{c.id}" for c in front} <= hrefs
     assert_screenshot(tmp_path, run_page.as_uri())
 
 
@@ -95,5 +99,6 @@ def test_comparison_report_renders(run_dir: Path, tmp_path: Path) -> None:
     page = write_report(tmp_path / "duo.html", comparison_report(stats))
     dom = rendered_dom(tmp_path, page.as_uri())
     assert [r.all("td")[0].text() for r in dom.by_id("compare-table").rows()] == ["hill", "isl"]
+    assert dom.all("h1")[0].text() == "evolve comparison: duo: hill vs isl"
     assert len(dom.by_id("plots").all("img")) == 3
     assert_screenshot(tmp_path, page.as_uri())

@@ -124,7 +124,8 @@ def test_run_report_is_one_self_contained_file(report: str) -> None:
     assert report.startswith("<!DOCTYPE html>")
     assert_self_contained(report)
     dom = parse_dom(report)
-    assert len(dom.all("img")) == 2
+    # progress, constraints (the toy's seed violates its constraint), candidates
+    assert len(dom.all("img")) == 3
     assert [s.attrs["id"] for s in dom.all("section")] == ["summary", "plots", "front", "candidates",
                                                            "lineage", "programs"]
 
@@ -159,7 +160,7 @@ def test_every_program_has_an_anchor_highlighted_source_and_its_diff(report: str
 
 def test_lineage_shows_the_ancestry_of_each_front_member(report: str, run_dir: Path) -> None:
     lineage = parse_dom(report).by_id("lineage")
-    links = [a.attrs["href"] for a in lineage.all("a")]
+    links = [a.attrs["href"] for a in lineage.all("ul", cls="tree")[0].all("a")]
     with Archive.open(run_dir / "archive") as archive:
         for member in archive.front():
             assert all(f"#cand-{c.id}" in links for c in archive.lineage(member.id))
