@@ -56,6 +56,7 @@ FRONT_REFS = "refs/front/"
 FRONT_REF = "refs/evolve/front"
 BEST_REF = "refs/evolve/best"
 INDEX_NAME = "index.sqlite"
+PUBLISH_INTERVAL_S = 5.0
 _HEAL_CHUNK = 500  # candidates per index transaction while catching up
 _LOCK_WAIT_S = 2.0
 
@@ -73,6 +74,10 @@ class Archive:
         self._front_commit: str | None = None
         self._best: Candidate | None = None
         self.unpublished: list[str] = []  # branches the last write left alone (checked out)
+        #: Branches are published at most this often while batches stream in (each publish may
+        #: cost a ``read-tree`` and an ``update-ref`` process), and always on close.
+        self.publish_interval_s = PUBLISH_INTERVAL_S
+        self._published_at, self._published_time = "", -math.inf
 
     # --- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -123,6 +128,8 @@ class Archive:
         return archive
 
     def close(self) -> None:
+        if self._store.holds_lock and self._published_at != self._checkpoint:
+            self._publish()  # the branches catch up with the last batch
         self._index.close()
         self._store.close()
 
@@ -166,7 +173,8 @@ class Archive:
         if not self._index.apply(added, front=[c.id for c in front], info=info,
                                  expect_checkpoint=previous):
             self._heal_index()  # the index was not where we left it (e.g. a failed earlier write)
-        self._publish()
+        if time.monotonic() - self._published_time >= self.publish_interval_s:
+            self._publish()
         return added
 
     def _write_candidate(self, record: CandidateRecord, id: int, batch: list[Candidate]) -> Candidate:
@@ -237,12 +245,14 @@ class Archive:
         self._load()
         self._repair_refs()
         self._publish()
+        self._published_time = -math.inf  # the first batch of this writer shows up at once
 
     def _publish(self) -> None:
         """Move the user-facing branches to the archive's refs where no checkout forbids it."""
         self.unpublished = branches.publish(self._store, {
             BEST_BRANCH: self._best.sha if self._best is not None else None,
             FRONT_BRANCH: self._front_commit})
+        self._published_at, self._published_time = self._checkpoint, time.monotonic()
 
     # --- consistency --------------------------------------------------------------------------
     def _load(self) -> None:

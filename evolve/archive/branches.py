@@ -25,7 +25,7 @@ def publish(store: GitStore, targets: dict[str, str | None]) -> list[str]:
     branches left behind (checked out elsewhere, or a work tree git refused to update)."""
     _adopt_head(store)
     head, others = checked_out(store.git_dir)
-    skipped = []
+    skipped, commands = [], []
     for branch, target in targets.items():
         current = store.ref(branch)
         if target is None or current == target:
@@ -35,7 +35,9 @@ def publish(store: GitStore, targets: dict[str, str | None]) -> list[str]:
                 or (followed and not _carry_work_tree(store, current, target)):
             skipped.append(branch)
             continue
-        store.update_refs([f"update {branch} {target} {current or '0' * 40}"])
+        commands.append(f"update {branch} {target} {current or '0' * 40}")
+    if commands:
+        store.update_refs(commands)  # one git process for all branches
     return skipped
 
 

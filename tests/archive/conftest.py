@@ -11,4 +11,5 @@ from evolve.archive import Archive
 @pytest.fixture
 def archive(tmp_path) -> Iterator[Archive]:
     with Archive.create(tmp_path / "run" / "archive", META) as a:
+        a.publish_interval_s = 0.0  # branches follow every batch, so tests can look at each one
         yield a

@@ -107,3 +107,17 @@ def test_an_archive_from_before_best_adopts_it_on_the_next_write(archive):
         assert git(a, "symbolic-ref", "HEAD").strip() == "refs/heads/best"
         assert git(a, "log", "--format=%s").splitlines()[0] == "#2 seed: tie the head"
         assert git(a, "status", "--porcelain") == ""
+
+
+def test_a_stream_of_batches_publishes_at_most_every_few_seconds_and_on_close(tmp_path):
+    from archive_helpers import META
+
+    archive = Archive.create(tmp_path / "archive", META)
+    archive.publish_interval_s = 3600.0
+    archive.add_batch([record(50)], {})  # the first batch publishes
+    first, = archive.add_batch([record(40, parents=(0,))], {})  # too soon: the branch waits
+    assert git(archive, "rev-parse", "best").strip() == archive.get(0).sha
+    assert git(archive, "status", "--porcelain") == ""  # waiting, but consistent
+    archive.close()
+    assert git(archive, "rev-parse", "best").strip() == first.sha
+    assert git(archive, "status", "--porcelain") == ""
