@@ -259,7 +259,7 @@ def _execute(config: Any, resume: bool) -> int:
     with RunProgress(run, console) as progress:
         outcome = run.execute(progress=progress.update)
     progress.summary(outcome)
-    console.print(next_steps(run.config.run_dir, run.archive_dir), highlight=False)
+    console.print(next_steps(run.config.run_dir, run.archive_dir), highlight=False, soft_wrap=True)
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
 
 
