@@ -201,6 +201,7 @@ def constraint_progress(stats: ComparisonStats) -> bytes:
                 label="best so far")
         for k in rules:
             ax.axhline(k.value, color="tab:green", linestyle="--", label=f"{k.op} {k.value:g}")
+        _wide_range_axis(ax, [*ys, *(k.value for k in rules)])
         ax.set_title(name)
         ax.set_xlabel(BUDGET_LABELS[kind])
         ax.legend(fontsize=8)
@@ -211,6 +212,7 @@ def constraint_progress(stats: ComparisonStats) -> bytes:
         ax.scatter(xs, ys, s=12, alpha=0.6, color="tab:orange", label="candidate")
         ax.plot(xs, np.minimum.accumulate(np.asarray(ys, float)), color="tab:red",
                 drawstyle="steps-post", label="least so far")
+        _wide_range_axis(ax, ys)
         ax.legend(fontsize=8)
     else:
         _empty(ax, "no candidate was evaluated successfully")
@@ -289,6 +291,21 @@ def _objective_axis(ax: Axes, o: Objective, values: Sequence[float]) -> None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if finite and min(finite) > 0 and max(finite) / min(finite) > 100:
         ax.set_yscale("log")
+
+
+def _wide_range_axis(ax: Axes, values: Sequence[float]) -> None:
+    """A logarithmic axis (linear around zero) when values span more than two decades, so a few
+    wild candidates do not flatten the progress of the others."""
+    finite = [v for v in values if math.isfinite(v)]
+    positive = [abs(v) for v in finite if v != 0]
+    if not positive or max(positive) / min(positive) <= 100:
+        return
+    if min(finite) > 0:
+        ax.set_yscale("log")
+    else:
+        ax.set_yscale("symlog", linthresh=min(positive))
+        if min(finite) >= 0:
+            ax.set_ylim(bottom=0)
 
 
 def _axis_label(o: Objective) -> str:

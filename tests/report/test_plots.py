@@ -90,3 +90,16 @@ def test_without_feasible_candidates_the_plots_say_so(runs: dict[str, Path]) -> 
         picture = image(figures[name])
         assert picture.width >= 400 and len(colours(picture)) > 5  # axes and the message
     assert len(colours(image(run_figures(stats)["progress"]))) > 50  # every candidate is still plotted
+
+
+def test_constraint_panels_go_logarithmic_only_over_wide_ranges():
+    from matplotlib.figure import Figure
+
+    from evolve.report.plots import _wide_range_axis
+
+    scales = []
+    for values in ([1.0, 2.0, 0.5], [0.5, 3000.0], [0.0, 1.3, 3000.0]):
+        ax = Figure().add_subplot()
+        _wide_range_axis(ax, values)
+        scales.append((ax.get_yscale(), ax.get_ylim()[0] if ax.get_yscale() == "symlog" else None))
+    assert scales == [("linear", None), ("log", None), ("symlog", 0.0)]
