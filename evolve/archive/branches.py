@@ -22,7 +22,8 @@ _OLD_DEFAULT = "refs/heads/main"  # HEAD of archives made before ``best`` existe
 
 def publish(store: GitStore, targets: dict[str, str | None]) -> list[str]:
     """Point each ``refs/heads/…`` branch at its target commit where that is safe; returns the
-    branches left behind (checked out elsewhere, or a work tree git refused to update)."""
+    branches left behind (checked out elsewhere, a work tree git refused to update, or moved by
+    someone else meanwhile). Never raises for a branch: they are copies, the archive's refs hold."""
     _adopt_head(store)
     head, others = checked_out(store.git_dir)
     skipped, commands = [], []
@@ -37,7 +38,10 @@ def publish(store: GitStore, targets: dict[str, str | None]) -> list[str]:
             continue
         commands.append(f"update {branch} {target} {current or '0' * 40}")
     if commands:
-        store.update_refs(commands)  # one git process for all branches
+        try:
+            store.update_refs(commands)  # one git process for all branches
+        except ArchiveError:  # a user moved one meanwhile: theirs stays, the next publish retries
+            skipped += [c.split()[1] for c in commands]
     return skipped
 
 

@@ -121,3 +121,23 @@ def test_a_stream_of_batches_publishes_at_most_every_few_seconds_and_on_close(tm
     archive.close()
     assert git(archive, "rev-parse", "best").strip() == first.sha
     assert git(archive, "status", "--porcelain") == ""
+
+
+def test_a_branch_the_user_moved_meanwhile_is_kept_and_the_batch_still_lands(archive, monkeypatch):
+    from evolve.archive import branches
+
+    archive.add_batch([record(50)], {})
+    real = branches.GitStore.update_refs
+
+    def user_moves_front_first(store, commands):
+        if any("refs/heads/front" in c for c in commands):
+            git(archive, "branch", "-f", "front", archive.get(0).sha)
+        return real(store, commands)
+
+    monkeypatch.setattr(branches.GitStore, "update_refs", user_moves_front_first)
+    new, = archive.add_batch([record(40, parents=(0,))], {})  # no exception: the batch is archived
+    monkeypatch.undo()
+    assert git(archive, "rev-parse", "front").strip() == archive.get(0).sha  # the user's move stands
+    assert "refs/heads/front" in archive.unpublished and len(archive) == 2
+    archive.add_batch([record(45, parents=(0,))], {})  # and the next publish catches up
+    assert git(archive, "rev-parse", "front").strip() == git(archive, "rev-parse", FRONT_REF).strip()
