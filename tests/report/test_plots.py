@@ -68,17 +68,17 @@ def test_comparison_figures_draw_each_group(runs: dict[str, Path]) -> None:
 
 def test_run_figures(runs: dict[str, Path], tmp_path: Path) -> None:
     figures = run_figures(compute(Comparison.single(runs["hill0"])))
-    assert set(figures) == {"progress", "candidates"}
+    assert set(figures) == {"progress", "constraints", "candidates"}  # the toy's seed is infeasible
     for png in figures.values():
         assert len(colours(image(png))) > 50
     paths = save_figures(figures, tmp_path / "figs")
-    assert sorted(p.name for p in paths) == ["candidates.png", "progress.png"]
+    assert sorted(p.name for p in paths) == ["candidates.png", "constraints.png", "progress.png"]
     assert all(p.read_bytes() == figures[p.stem] for p in paths)
 
 
 def test_a_single_objective_has_no_objective_space_plot(runs: dict[str, Path]) -> None:
     stats = compute(Comparison.single(runs["single"]))
-    assert list(run_figures(stats)) == ["progress"]
+    assert list(run_figures(stats)) == ["progress", "constraints"]
     assert len(colours(image(comparison_figures(stats)["fronts"]))) > 20
 
 
