@@ -402,6 +402,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     console.print(f"{len(results) - len(failed)}/{len(results)} checks passed" + (f", {len(failed)} FAILED" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK
 
+
 def cmd_export(args: argparse.Namespace) -> int:
     from evolve.archive import Archive
     from evolve.report import export
