@@ -55,6 +55,17 @@ def invalid(reason: str) -> dict[str, Any]:
     return {"status": "invalid", "error": reason}
 
 
+# --- inside the check process -----------------------------------------------------------------------
+REFUSED = "the checker refused the graph"
+
+
+def refused(exc: BaseException) -> dict[str, Any]:
+    """The check's answer for an artefact that broke a rule or failed while it ran."""
+    text = str(exc).strip().splitlines()
+    reason = text[0] if text else type(exc).__name__
+    return invalid(f"{REFUSED}: {reason}"[:300])
+
+
 # --- in the parent ----------------------------------------------------------------------------------
 def build_and_check(
     sandbox: Sandbox,
@@ -79,10 +90,9 @@ def build_and_check(
             return EvalResult(status="error", error=str(exc), phases=phases)
         checked = sandbox.run(check(files), limits=Limits(timeout_s=check_timeout_s))
     phases["check"] = checked.summary()
-    if not checked.ok:
-        result = EvalResult.failed(checked, "check")
-        result.phases = phases
-        return result
+    if not checked.ok:  # a crashed or killed checker: its input, the candidate's artefact, is to blame
+        error = f"{REFUSED}: the check {checked.status}: {checked.error or 'no reason given'}"
+        return EvalResult(status="invalid", error=error[:300], traceback=checked.traceback, phases=phases)
     value = checked.value
     if not isinstance(value, dict) or value.get("status") != "ok":
         error = value.get("error") if isinstance(value, dict) else f"the check returned {value!r:.80}"

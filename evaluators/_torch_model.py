@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import operator
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -37,30 +36,14 @@ import torch
 from torch import nn
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
+from evaluators._ops import ALLOWED_OPS, PY_OPS
+
 PROGRAM_FILE = "program.json"
 TENSORS_FILE = "tensors.pt"
 ARTEFACT_FILES = (PROGRAM_FILE, TENSORS_FILE)
 GRAPH_FORMAT = "evolve-torch-graph/1"
 MAX_NODES = 20_000
 
-#: Python operators the exporter emits for arithmetic on symbolic sizes (and tuple indexing).
-PY_OPS: dict[str, Callable[..., Any]] = {
-    f"operator.{f.__name__}": f
-    for f in (
-        operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv, operator.mod,
-        operator.neg, operator.pow, operator.eq, operator.ne, operator.lt, operator.le, operator.gt,
-        operator.ge, operator.getitem,
-    )
-} | {f"torch.{f.__name__}": f for f in (torch.sym_max, torch.sym_min, torch.sym_not, torch.sym_float, torch.sym_int)}
-
-#: ATen operators refused in a candidate's graph: file and console I/O, global RNG seeding, and
-#: operators that build tensors over arbitrary memory without bounds checks.
-DENIED_OPS = frozenset({
-    "from_file", "save", "_print", "warn", "manual_seed", "seed", "set_", "set_data", "as_strided",
-    "as_strided_", "as_strided_copy", "as_strided_scatter", "_unsafe_index_put",
-    "_unsafe_masked_index_put_accumulate", "_nested_view_from_buffer", "_nested_view_from_buffer_copy",
-    "record_stream", "pin_memory", "_pin_memory",
-})
 _ATEN_NAME = re.compile(r"aten\.((?!__)[A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z][A-Za-z0-9_]*)")
 _DTYPES = {
     str(d).removeprefix("torch."): d
@@ -69,16 +52,16 @@ _DTYPES = {
 }
 _LAYOUTS = {"strided": torch.strided}
 _MEMORY_FORMATS = {"contiguous_format": torch.contiguous_format, "preserve_format": torch.preserve_format}
-#: Operators that normalise attention scores.
-SOFTMAX_OPS = frozenset({
-    "aten.softmax.int", "aten._softmax.default", "aten._safe_softmax.default",
-    "aten.scaled_dot_product_attention.default", "aten._scaled_dot_product_flash_attention_for_cpu.default",
-    "aten._scaled_dot_product_attention_math.default", "aten._native_multi_head_attention.default",
-})
-
-
 class ArtefactError(ValueError):
     """The model cannot be exported, or an artefact is malformed or uses a refused operator."""
+
+
+class RuleError(ArtefactError):
+    """The graph breaks a named rule; ``str()`` is ``"<rule>: <reason>"``, one line."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        self.rule = rule
+        super().__init__(f"{rule}: {reason}"[:300])
 
 
 # --- export (build process, untrusted) ------------------------------------------------------------
@@ -220,6 +203,10 @@ class Graph:
     output: Any
 
     def __call__(self, tokens: torch.Tensor) -> Any:
+        return self.run(tokens)[1]
+
+    def run(self, tokens: torch.Tensor) -> tuple[dict[str, Any], Any]:
+        """Run every node on ``tokens``; returns the value of every node and the output."""
         env: dict[str, Any] = {i.name: tokens if i.kind == "input" else i.tensor for i in self.inputs}
         stored = [tokens] + [i.tensor for i in self.inputs if i.tensor is not None]
         versions = [t._version for t in stored]
@@ -227,7 +214,7 @@ class Graph:
             env[node.name] = node.fn(*_bind(node.args, env), **_bind(node.kwargs, env))
         if [t._version for t in stored] != versions:
             raise ArtefactError("the model modified its input or its own tensors during forward")
-        return _bind(self.output, env)
+        return env, _bind(self.output, env)
 
 
 class Program:
@@ -265,7 +252,26 @@ def load_program(directory: Path) -> Program:
         raise ArtefactError(f"{TENSORS_FILE} must hold a dict of dense CPU tensors of a plain dtype")
     if not doc["graphs"]:
         raise ArtefactError(f"{PROGRAM_FILE} holds no graph")
+    check_storage(tensors)
     return Program([_graph_from_json(g, tensors) for g in doc["graphs"]])
+
+
+def check_storage(tensors: dict[str, torch.Tensor]) -> None:
+    """``storage``: every stored tensor is exactly its storage, read under one dtype.
+
+    ``torch.save`` writes a view's whole storage, so bytes past a view are numbers the model could
+    re-view in ``forward`` without them being counted; and one storage read as two dtypes is a
+    reinterpretation of stored bytes. Both are refused before anything runs.
+    """
+    dtypes: dict[int, torch.dtype] = {}
+    for name, t in tensors.items():
+        nbytes = t.untyped_storage().nbytes()
+        if t.storage_offset() != 0 or not t.is_contiguous() or nbytes != t.numel() * t.element_size():
+            raise RuleError("storage", f"tensor {name[:60]!r} views {t.numel() * t.element_size()} of its storage's "
+                            f"{nbytes} bytes (offset {t.storage_offset()}): every stored byte must be the view's")
+        ptr = t.untyped_storage().data_ptr()
+        if dtypes.setdefault(ptr, t.dtype) != t.dtype:
+            raise RuleError("storage", f"tensor {name[:60]!r} reads a {dtypes[ptr]} storage as {t.dtype}")
 
 
 def _plain_tensor(t: Any) -> bool:
@@ -296,6 +302,8 @@ def _graph_from_json(doc: Any, tensors: dict[str, torch.Tensor]) -> Graph:
         _expect(isinstance(entry, dict) and set(entry) == {"name", "op", "args", "kwargs"}, "malformed node")
         op = entry["op"]
         _expect(isinstance(op, str), "malformed node")
+        if op not in ALLOWED_OPS:
+            raise RuleError("allow-list", f"operator {op[:80]!r} is not on the checker's allow-list")
         fn = PY_OPS.get(op) or _resolve_op(op)
         args = _decode(entry["args"], names)
         kwargs = _decode(entry["kwargs"], names)
@@ -309,8 +317,6 @@ def _resolve_op(name: str) -> torch._ops.OpOverload:
     if not match:
         raise ArtefactError(f"unsupported operator {name[:80]!r}")
     op_name, overload = match.groups()
-    if op_name in DENIED_OPS:
-        raise ArtefactError(f"operator {name!r} is not allowed in a model")
     try:
         op = getattr(getattr(torch.ops.aten, op_name), overload)
     except (AttributeError, RuntimeError):
@@ -411,64 +417,6 @@ def count_parameters(program: Program) -> ParameterCount:
             unique += n
             nonzero += int(torch.count_nonzero(t))
     return ParameterCount(unique, numel, nonzero, constants, masks)
-
-
-def structure_metrics(program: Program) -> dict[str, int]:
-    """The size and shape figures every torch task reports, with the same counting conventions."""
-    counts = count_parameters(program)
-    return {
-        "params_unique": counts.unique,
-        "params_numel": counts.numel,
-        "params_nonzero": counts.nonzero,
-        "constants_numel": counts.constants,
-        "mask_numel": counts.masks,
-        "attention_ops": attention_ops(program),
-    }
-
-
-def attention_ops(program: Program) -> int:
-    """Score-normalising operations in the graph (the least over graphs when there are several).
-
-    Counts softmax and fused attention operators, and softmax written out by hand: a division of
-    ``exp(s)`` by an expression over ``sum(exp(s))`` (which also covers the +1 variant).
-    """
-    return min(_attention_ops(g) for g in program.graphs)
-
-
-def _attention_ops(graph: Graph) -> int:
-    by_name = {n.name: n for n in graph.nodes}
-
-    def ancestors(value: Any, depth: int) -> Iterator[Node]:
-        if isinstance(value, _Ref) and value.name in by_name and depth >= 0:
-            node = by_name[value.name]
-            yield node
-            for arg in node.args:
-                yield from ancestors(arg, depth - 1)
-
-    count = 0
-    for node in graph.nodes:
-        if node.op in SOFTMAX_OPS:
-            count += 1
-        elif node.op == "aten.div.Tensor" and len(node.args) == 2 and isinstance(node.args[0], _Ref):
-            top = by_name.get(node.args[0].name)
-            if top is not None and top.op == "aten.exp.default":
-                sums = (a for a in ancestors(node.args[1], 3) if a.op.startswith("aten.sum."))
-                count += any(s.args and s.args[0] == node.args[0] for s in sums)
-    return count
-
-
-def float_literals(program: Program) -> int:
-    """Float constants written into the graph (free under the counting rules; reported for honesty)."""
-    def floats(value: Any) -> int:
-        if isinstance(value, float):
-            return 1
-        if isinstance(value, (list, tuple)):
-            return sum(floats(v) for v in value)
-        if isinstance(value, dict):
-            return sum(floats(v) for v in value.values())
-        return 0
-
-    return max(sum(floats(n.args) + floats(n.kwargs) for n in g.nodes) for g in program.graphs)
 
 
 # --- decoding -------------------------------------------------------------------------------------

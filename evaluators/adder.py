@@ -73,20 +73,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from evaluators._graph_rules import inspect_program
 from evaluators._phases import (
     CANDIDATE_FILE,
     build_and_check,
     import_candidate,
     invalid,
+    refused,
 )
 from evaluators._torch_model import (
     ARTEFACT_FILES,
     export_model,
-    float_literals,
     generate,
     load_program,
     save_program,
-    structure_metrics,
 )
 from evolve.evaluation import EvalResult
 from evolve.sandbox import Job, Sandbox
@@ -225,6 +225,59 @@ def random_cases(seed: int, n: int) -> list[tuple[int, int]]:
     return [(rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND)) for _ in range(n)]
 
 
+def hard_cases(seed: int, n: int) -> list[tuple[int, int]]:
+    """``n`` structured pairs that random pairs almost never are, four kinds in turn.
+
+    Long carry chains (digit pairs summing to 9 above a pair that carries), operands made of runs
+    of 9s and 0s, operands at the extremes (0, 1, 10^k, 10^k - 1, the maximum), and sums just
+    below or just past 10^10, where the leading digit flips.
+    """
+    rng = random.Random(seed)
+    kinds = (_carry_chain, _nines_and_zeros, _extreme, _leading_flip)
+    return [kinds[i % len(kinds)](rng) for i in range(n)]
+
+
+def _from_digits(digits: list[int]) -> int:
+    return sum(d * 10**i for i, d in enumerate(digits))  # least significant first
+
+
+def _carry_chain(rng: random.Random) -> tuple[int, int]:
+    start = rng.randint(0, 6)
+    end = rng.randint(start + 3, 10)
+    a = [rng.randint(0, 9) for _ in range(10)]
+    b = [rng.randint(0, 9) for _ in range(10)]
+    a[start] = rng.randint(1, 9)
+    b[start] = rng.randint(10 - a[start], 9)  # this pair carries...
+    for i in range(start + 1, end):
+        a[i] = rng.randint(0, 9)
+        b[i] = 9 - a[i]  # ...and the carry runs through every pair summing to 9
+    return _from_digits(a), _from_digits(b)
+
+
+def _nines_and_zeros(rng: random.Random) -> tuple[int, int]:
+    def runs() -> int:
+        digits: list[int] = []
+        while len(digits) < 10:
+            digits += [rng.choice((0, 9))] * rng.randint(1, 10)
+        return _from_digits(digits[:10])
+
+    other = rng.choice((runs(), rng.randint(0, MAX_OPERAND), rng.randint(1, 9) * 10 ** rng.randint(0, 9)))
+    return (runs(), other) if rng.random() < 0.5 else (other, runs())
+
+
+def _extreme(rng: random.Random) -> tuple[int, int]:
+    k = rng.randint(0, 10)
+    values = (0, 1, MAX_OPERAND, MAX_OPERAND - 1, min(10**k, MAX_OPERAND), 10**k - 1, 5 * 10**9)
+    other = rng.choice((rng.choice(values), rng.randint(0, MAX_OPERAND)))
+    return (rng.choice(values), other) if rng.random() < 0.5 else (other, rng.choice(values))
+
+
+def _leading_flip(rng: random.Random) -> tuple[int, int]:
+    a = rng.randint(1, MAX_OPERAND)
+    b = min(MAX_OPERAND, max(0, 10**10 - a + rng.randint(-3, 3)))
+    return (a, b) if rng.random() < 0.5 else (b, a)
+
+
 def reference_cases() -> list[tuple[int, int]]:
     """The AdderBoard test set: 10 edge cases, then 10,000 pairs from ``random.Random(2025)``."""
     return list(EDGE_CASES) + random_cases(REFERENCE_SEED, REFERENCE_RANDOM)
@@ -265,8 +318,13 @@ def build(program: str, out: str = ".") -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def check(hidden_seed: int | None = None, hidden_cases: int = 2000, directory: str = ".") -> dict[str, Any]:
-    """Check phase (trusted process): artefact -> metrics. Never imports candidate code."""
+def check(hidden_seed: int | None = None, hidden_cases: int = 2000, hard_share: float = 0.25,
+          directory: str = ".") -> dict[str, Any]:
+    """Check phase (trusted process): artefact -> metrics. Never imports candidate code.
+
+    Any failure past the format (a broken rule, a malformed graph, an error while the graph runs)
+    refuses the candidate: the artefact is the candidate's, so is the fault.
+    """
     torch.set_num_threads(1)
     root = Path(directory)
     digest = _digest(root)
@@ -274,29 +332,39 @@ def check(hidden_seed: int | None = None, hidden_cases: int = 2000, directory: s
         fmt = parse_format(json.loads((root / FORMAT_FILE).read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:  # FormatError and JSON errors are ValueErrors
         return {"status": "invalid", "error": f"{FORMAT_FILE}: {exc}"[:300]}
-    program = load_program(root)
     seed = hidden_seed if hidden_seed is not None else int.from_bytes(os.urandom(8), "big") >> 1
     case_seed = _case_seed(seed, digest)
-    reference, hidden = reference_cases(), random_cases(case_seed, hidden_cases)
-    start = time.perf_counter()
-    answers = [_answers(program, fmt, cases) for cases in (reference, hidden)]
-    decode_s = time.perf_counter() - start
+    n_hard = round(hidden_cases * hard_share)
+    reference = reference_cases()
+    hidden = random_cases(case_seed, hidden_cases - n_hard) + hard_cases(case_seed ^ 1, n_hard)
+    try:
+        program = load_program(root)
+        probe = fmt.encode(*_operands(reference[len(EDGE_CASES):][:4]))
+        structure, counts = inspect_program(program, probe, fmt.prompt_len + fmt.answer_len - 1)
+        start = time.perf_counter()
+        answers = [_answers(program, fmt, cases) for cases in (reference, hidden)]
+        decode_s = time.perf_counter() - start
+    except Exception as exc:  # the graph's fault, whatever it is: refuse, with the reason
+        return refused(exc)
     # The expected sums exist only from here on, after the model has run.
     ref_right, hidden_right = (got == sum(_operands(cases)) for got, cases in zip(answers, (reference, hidden)))
+    hard_right = hidden_right[hidden_cases - n_hard:]
     metrics = {
         "accuracy": int(ref_right.sum()) / len(reference),
         "correct": int(ref_right.sum()),
         "hidden_accuracy": int(hidden_right.sum()) / hidden_cases,
-        **structure_metrics(program),
+        "hard_accuracy": int(hard_right.sum()) / n_hard if n_hard else 1.0,
+        **structure,
     }
     info = {
         "hidden_seed": seed,
         "hidden_case_seed": case_seed,
         "hidden_cases": hidden_cases,
+        "hard_cases": n_hard,
         "artefact_sha256": digest,
         "export": "dynamic" if program.graphs[0].seq_len is None else f"{len(program.graphs)} fixed lengths",
         "format": fmt.to_json(),
-        "float_literals": float_literals(program),
+        **counts,
         "decode_s": round(decode_s, 4),
         **_eligibility(fmt, metrics),
     }
@@ -333,16 +401,18 @@ def _eligibility(fmt: Format, metrics: dict[str, Any]) -> dict[str, Any]:
 class AdderTask(Task):
     name = "adder"
     description = "Smallest transformer adding two 10-digit numbers (AdderBoard rules): >= 99% on the reference and a hidden set."
-    objectives = (Objective("params_unique", "min", "params"), Objective("params_nonzero", "min", "params"))
+    objectives = (Objective("params", "min", "params"),)
     constraints = (
         Constraint("accuracy", ">=", 0.99),
         Constraint("hidden_accuracy", ">=", 0.99),
+        Constraint("hard_accuracy", ">=", 0.99),
         Constraint("attention_ops", ">=", 1),
     )
     isolation = "forkserver"
     preload = ("torch", "evaluators.adder")
     warmup = "evaluators._torch_model:warmup"
-    default_options = {"hidden_seed": None, "hidden_cases": 2000, "build_timeout_s": 120.0, "check_timeout_s": 120.0}
+    default_options = {"hidden_seed": None, "hidden_cases": 2000, "hard_share": 0.25, "build_timeout_s": 120.0,
+                       "check_timeout_s": 120.0}
 
     def validate_options(self) -> None:
         o = self.options
@@ -350,6 +420,8 @@ class AdderTask(Task):
             raise TaskError(f"adder: hidden_seed must be an int or null, got {o['hidden_seed']!r}")
         if type(o["hidden_cases"]) is not int or not 1 <= o["hidden_cases"] <= 1_000_000:
             raise TaskError(f"adder: hidden_cases must be an int in [1, 1000000], got {o['hidden_cases']!r}")
+        if isinstance(o["hard_share"], bool) or not isinstance(o["hard_share"], (int, float)) or not 0 <= o["hard_share"] <= 1:
+            raise TaskError(f"adder: hard_share must be a number in [0, 1], got {o['hard_share']!r}")
         for key in ("build_timeout_s", "check_timeout_s"):
             if isinstance(o[key], bool) or not isinstance(o[key], (int, float)) or o[key] <= 0:
                 raise TaskError(f"adder: {key} must be a positive number, got {o[key]!r}")
@@ -360,7 +432,8 @@ class AdderTask(Task):
             sandbox,
             Job.call("evaluators.adder:build", files={CANDIDATE_FILE: str(program)}, program=CANDIDATE_FILE),
             lambda files: Job.call("evaluators.adder:check", files=files,
-                                   hidden_seed=o["hidden_seed"], hidden_cases=o["hidden_cases"]),
+                                   hidden_seed=o["hidden_seed"], hidden_cases=o["hidden_cases"],
+                                   hard_share=o["hard_share"]),
             (*ARTEFACT_FILES, FORMAT_FILE),
             build_timeout_s=o["build_timeout_s"], check_timeout_s=o["check_timeout_s"],
         )

@@ -14,7 +14,7 @@ FORMAT = {
     "kind": "digits", "base": 10, "width": 10, "operand_order": "msb", "prefix": [], "plus": [0],
     "equals": [0], "answer_len": 11, "answer_order": "lsb",
 }
-METRICS = {"accuracy": 1.0, "correct": 10010, "hidden_accuracy": 1.0, "params_unique": 1,
+METRICS = {"accuracy": 1.0, "correct": 10010, "hidden_accuracy": 1.0, "params": 1, "params_adderboard": 1,
            "params_numel": 1, "params_nonzero": 1, "constants_numel": 0, "mask_numel": 0,
            "attention_ops": 1}
 FAKE = json.dumps({"status": "ok", "value": {"status": "ok", "metrics": METRICS, "info": {}}})
@@ -39,7 +39,7 @@ class Useless(nn.Module):
         self.w = nn.Parameter(torch.ones(10))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(tokens[:, -1:].to(torch.float32).unsqueeze(-1) * self.w, dim=-1)
+        return torch.softmax(self.w.expand(tokens.shape[0], 1, 10), dim=-1)
 
 
 def build_model() -> nn.Module:

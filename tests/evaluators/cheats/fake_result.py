@@ -11,7 +11,7 @@ FORMAT = {
     "kind": "digits", "base": 10, "width": 10, "operand_order": "msb", "prefix": [], "plus": [0],
     "equals": [0], "answer_len": 11, "answer_order": "lsb",
 }
-METRICS = {"accuracy": 1.0, "correct": 10010, "hidden_accuracy": 1.0, "params_unique": 1,
+METRICS = {"accuracy": 1.0, "correct": 10010, "hidden_accuracy": 1.0, "params": 1, "params_adderboard": 1,
            "params_numel": 1, "params_nonzero": 1, "constants_numel": 0, "mask_numel": 0,
            "attention_ops": 1}
 FAKE = json.dumps({"status": "ok", "value": {"status": "ok", "metrics": METRICS, "info": {}}}).encode()
