@@ -11,7 +11,9 @@ checker loads it. Then the 10,010 reference cases are decoded two ways, side by 
   cases for the others; its full-set time is extrapolated from the per-case time.
 
 The verdict (right or wrong) of every case the slow loop ran must be the same both ways. Wall and
-CPU seconds are printed: the machine is shared, so CPU time is the steadier figure.
+CPU seconds are printed: the machine is shared, so CPU time is the steadier figure. ``rules s`` is
+what the checker adds before decoding: loading and validating the artefact and applying the graph
+rules and counts (``evaluators._graph_rules.inspect_program``), median of the repeats.
 
     python bench/p2_adder_check.py [--repeats 5] [--sample 300] [--full nanogpt58]
 """
@@ -30,8 +32,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402 - after pinning the thread count
 
+from evaluators._graph_rules import inspect_program  # noqa: E402
 from evaluators._torch_model import generate, load_program  # noqa: E402
-from evaluators.adder import CHUNK_SIZE, FORMAT_FILE, _operands, build, parse_format, reference_cases  # noqa: E402
+from evaluators.adder import CHUNK_SIZE, EDGE_CASES, FORMAT_FILE, _operands, build, parse_format, reference_cases  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "adder"
 
@@ -76,8 +79,16 @@ def bench(name: str, repeats: int, slow_cases: int | None) -> dict:
             assert build("candidate.py")["status"] == "ok"
         finally:
             os.chdir(cwd)
-        program = load_program(Path(tmp))
         fmt = parse_format(json.loads((Path(tmp) / FORMAT_FILE).read_text()))
+        probe = fmt.encode(*_operands(cases[len(EDGE_CASES):][:4]))
+
+        def rules():
+            loaded = load_program(Path(tmp))
+            inspect_program(loaded, probe, fmt.prompt_len + fmt.answer_len - 1)
+            return loaded
+
+        rule_runs = [timed(rules) for _ in range(repeats)]
+        program = rule_runs[0][0]
     runs = [timed(lambda: batched_verdicts(program, fmt, cases)) for _ in range(repeats)]
     fast = runs[0][0]
     assert all(torch.equal(r[0], fast) for r in runs)
@@ -91,6 +102,7 @@ def bench(name: str, repeats: int, slow_cases: int | None) -> dict:
         "correct": int(fast.sum()),
         "fast_wall": fast_wall,
         "fast_cpu": fast_cpu,
+        "rules_wall": statistics.median(r[1] for r in rule_runs),
         "slow_cases": len(subset),
         "slow_ms_per_case": 1e3 * per_case_wall,
         "slow_full_wall": per_case_wall * len(cases),
@@ -110,13 +122,13 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 thread, chunk {CHUNK_SIZE}, batched median of {args.repeats}")
     print(
-        f"{'seed':<10} {'correct':>7} {'batched s':>10} {'cpu s':>6} {'1-by-1 ms/case':>14} {'on cases':>8}"
+        f"{'seed':<10} {'correct':>7} {'rules s':>8} {'batched s':>10} {'cpu s':>6} {'1-by-1 ms/case':>14} {'on cases':>8}"
         f" {'1-by-1 full s':>13} {'x wall':>7} {'x cpu':>6} {'same verdicts':>13}"
     )
     for name in args.seeds:
         r = bench(name, args.repeats, None if name in args.full else args.sample)
         print(
-            f"{r['seed']:<10} {r['correct']:>7} {r['fast_wall']:>10.2f} {r['fast_cpu']:>6.2f} {r['slow_ms_per_case']:>14.2f}"
+            f"{r['seed']:<10} {r['correct']:>7} {r['rules_wall']:>8.2f} {r['fast_wall']:>10.2f} {r['fast_cpu']:>6.2f} {r['slow_ms_per_case']:>14.2f}"
             f" {r['slow_cases']:>8} {r['slow_full_wall']:>13.1f} {r['ratio_wall']:>7.1f} {r['ratio_cpu']:>6.1f}"
             f" {r['same_verdicts']:>6}/{r['slow_cases']:<6}",
             flush=True,

@@ -33,30 +33,52 @@ Evaluation runs in two sandboxed processes (see ``evaluators/_torch_model.py`` f
    exports the model with ``torch.export`` and writes ``program.json``, ``tensors.pt`` and
    ``format.json``. Its return value is used for nothing but an ``invalid`` reason.
 2. ``check`` (trusted, a fresh process that never imported the candidate): loads the artefact,
-   re-validates the format, decodes the 10,010 reference cases (10 edge cases, then 10,000 pairs
-   from ``random.Random(2025)``) and ``hidden_cases`` pairs from a hidden seed, counts parameters.
-   The hidden cases come from ``sha256(hidden_seed, sha256 of the artefact)``: even a candidate that
-   learns the run's ``hidden_seed`` cannot know its cases before its artefact is fixed.
-   ``hidden_seed`` None draws a fresh one from ``os.urandom``; both seeds are in ``info``.
-   Expected sums are computed only after all decoding, so the model cannot find them in memory.
+   re-validates the format, applies the graph rules below, decodes the 10,010 reference cases
+   (10 edge cases, then 10,000 pairs from ``random.Random(2025)``) and ``hidden_cases`` hidden
+   pairs, and counts. The hidden cases come from ``sha256(hidden_seed, sha256 of the artefact)``:
+   even a candidate that learns the run's ``hidden_seed`` cannot know its cases before its
+   artefact is fixed. ``hidden_seed`` None draws a fresh one from ``os.urandom``; both seeds are in
+   ``info``. A ``hard_share`` of the hidden cases (default 25 %) are structured: long carry chains,
+   runs of 9s and 0s, operands at the extremes, sums that flip the leading digit (see
+   :func:`hard_cases`); random pairs almost never carry far. Expected sums are computed only after
+   all decoding, so the model cannot find them in memory.
 
-Metrics: ``accuracy``/``correct`` (reference set), ``hidden_accuracy``, ``params_unique``,
-``params_numel``, ``params_nonzero``, ``constants_numel``, ``mask_numel``, ``attention_ops``,
-``build_s``, ``check_s`` and ``peak_rss_mib`` (build process peak RSS above the zygote).
+Rules (checked on the graph in the trusted process; a broken rule makes the candidate ``invalid``
+with ``"the checker refused the graph: <rule>: <one-line reason>"``; details in
+``evaluators/_graph_rules.py``):
 
-Counting (:class:`evaluators._torch_model.ParameterCount`): ``params_unique`` is the AdderBoard
-count, the elements of every parameter, buffer and lifted constant tensor, each tied tensor (one
-storage under several names) once; a 0-d lifted constant counts 1 like any other stored value.
-Boolean tensors are attention masks, structure like ``is_causal=True``, so they are left out of
-``params_unique`` and reported as ``mask_numel``; a candidate with one is marked not AdderBoard
-eligible in ``info`` (binary46's 70x70 routing mask is task-specific). Numbers written as literals
-in ``forward`` are part of the graph, not tensors: free, as in the reference counts, and reported
-as ``info["float_literals"]``. ``attention_ops`` counts softmax and fused attention operators and
-hand-written softmax (exp divided by a sum of the same exp); AdderBoard needs one self-attention.
+- ``allow-list``: only operators on the checker's allow-list (``evaluators/_ops.py``): no raw
+  sizes/strides (``as_strided``, ``_reshape_alias``), no byte reinterpretation (``view(dtype)``),
+  no rounding (``floor``, ``%``, ``//``), no sorting, files or uninitialised memory.
+- ``storage``: every stored tensor covers its storage exactly and one storage has one dtype.
+- ``token-lookup``: token ids enter only through embedding-style lookups into a table built from
+  stored tensors (or single counted literals); no arithmetic or comparison on token ids.
+- ``narrowing-cast``: no cast that rounds values (float -> int, float64 -> float32).
+- A checker that crashes, runs out of memory or time is the artefact's doing: ``invalid`` too.
 
-Objectives: ``params_unique`` and ``params_nonzero``, both minimised. Constraints: ``accuracy``
-and ``hidden_accuracy`` >= 0.99, ``attention_ops`` >= 1. Options: ``hidden_seed`` (int or None),
-``hidden_cases`` (2000), ``build_timeout_s`` and ``check_timeout_s`` (120 s each).
+Counting. ``params`` is the strict count the search minimises: the bytes of every parameter,
+buffer and lifted constant, each storage once, in float32 units (float64 costs 2 per element, a
+bool mask 1 per 4 elements), plus every scalar literal that enters a value computation (a literal
+in ``forward`` is a number the model depends on; so is each integer of a ratio). Shape, dim, index
+and flag arguments are structure: ``info["structure_literals"]`` lists how many. A literal equal to
+the operator's default or to the graph's sequence length is free. ``params_adderboard`` is the
+AdderBoard convention (elements of every stored tensor, tied ones once, bool masks excluded,
+literals free), reported for comparison with the leaderboard and never optimised; ``params_numel``,
+``params_nonzero``, ``constants_numel`` and ``mask_numel`` break it down.
+
+``attention_ops`` counts only real attention: a normalisation over the key axis of scores that
+depend on the tokens, with a query and a key axis of sequence length, contracted over the key axis
+with token-dependent values, reaching the output, and putting weight off the diagonal on a probe.
+A softmax on the logits, on position-only scores or on self-only scores is not attention.
+
+Metrics: ``accuracy``/``correct`` (reference set), ``hidden_accuracy`` (all hidden cases),
+``hard_accuracy`` (the structured ones), the counts above, ``attention_ops``, ``build_s``,
+``check_s`` and ``peak_rss_mib`` (build process peak RSS above the zygote).
+
+Objective: ``params``, minimised. Constraints: ``accuracy``, ``hidden_accuracy`` and
+``hard_accuracy`` >= 0.99, ``attention_ops`` >= 1. Options: ``hidden_seed`` (int or None),
+``hidden_cases`` (2000), ``hard_share`` (0.25), ``build_timeout_s`` and ``check_timeout_s``
+(120 s each).
 """
 
 from __future__ import annotations

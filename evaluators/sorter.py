@@ -21,20 +21,22 @@ Evaluation runs in two sandboxed processes (artefact format: ``evaluators/_torch
 1. ``build`` (untrusted): imports the candidate, calls ``train_model`` with the task's options,
    exports the trained model and writes ``program.json`` and ``tensors.pt``. Training happens
    here, so this phase's wall time is the ``train_s`` objective.
-2. ``check`` (trusted, a process that never imported the candidate): loads the artefact, decodes
-   every case, counts parameters. Sorting operators (``aten.sort``, ``topk``, ...) in the graph
-   are refused: the model must learn to sort, not call a sort. This catches only the blatant
-   case; a forward that ranks letters by hand-written tensor arithmetic still passes.
+2. ``check`` (trusted, a process that never imported the candidate): loads the artefact, applies
+   the adder's graph rules (``evaluators/adder.py``, ``evaluators/_graph_rules.py``), decodes
+   every case, counts. Sorting operators are not on the allow-list, and token ids enter only
+   through lookups into a stored table, so a forward that compares or ranks letters by tensor
+   arithmetic is refused (``token-lookup``) instead of scoring with 0 parameters. A refusal, or a
+   checker that crashes or is killed, makes the candidate ``invalid``.
 
 Options: ``alphabet`` (2-8, default 3), ``length`` (2-6, default 3), ``seed`` (the training seed
 passed to ``train_model``, default 0), ``build_timeout_s`` and ``check_timeout_s`` (120 s each;
 larger sizes train longer: the seed needs about 15 CPU seconds at 5 letters of 5, 60 at 6 of 8).
 Constraints: ``accuracy == 1`` and ``attention_ops >= 1`` (it must be a transformer).
 
-Metrics: ``accuracy``/``correct`` over all cases, ``params_unique`` (parameter, buffer and
-constant elements, tied tensors once, boolean masks excluded; the adder's convention, see
-:class:`evaluators._torch_model.ParameterCount`), ``params_numel``, ``params_nonzero``,
-``constants_numel``, ``mask_numel``, ``attention_ops``, ``train_s`` (build wall time: training
+Metrics: ``accuracy``/``correct`` over all cases, ``params`` (the strict count the search
+minimises: stored bytes in float32 units plus value literals, as for the adder), ``params_adderboard``
+(the AdderBoard convention, reported only), ``params_numel``, ``params_nonzero``,
+``constants_numel``, ``mask_numel``, ``attention_ops`` (real attention only), ``train_s`` (build wall time: training
 plus about 0.4 s of export), ``train_cpu_s`` (its CPU time, steadier on a busy machine), ``check_s``
 and ``peak_rss_mib`` (build peak RSS above the zygote).
 """

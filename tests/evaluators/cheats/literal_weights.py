@@ -3,28 +3,21 @@ is rebuilt in ``forward`` from scalar literals (``RATIOS``: as a ratio of two in
 a float-literal scan does not even see), so the AdderBoard convention counts 0 parameters. The
 strict count must count each literal: the search minimises numbers, wherever they are written."""
 
-import importlib.util
-from fractions import Fraction
-from pathlib import Path
+# The tests append this file to seeds/adder/nanogpt58.py (a candidate can read no other file), so
+# torch, nn, FORMAT and the seed's build_model are the seed's.
+from fractions import Fraction  # noqa: E402
 
-import torch
-from torch import nn
+_seed_build_model = build_model  # noqa: F821
 
-import evaluators
+
+def repaired() -> nn.Module:  # noqa: F821
+    model = _seed_build_model()
+    with torch.no_grad():  # noqa: F821
+        model.fc_bias[2:4] = torch.tensor([-9045.0, -9055.0])  # noqa: F821
+    return model
+
 
 RATIOS = False
-_SEED = Path(evaluators.__file__).resolve().parents[1] / "seeds" / "adder" / "nanogpt58.py"
-_spec = importlib.util.spec_from_file_location("nanogpt58", _SEED)
-nanogpt58 = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(nanogpt58)
-FORMAT = nanogpt58.FORMAT
-
-
-def repaired() -> nn.Module:
-    model = nanogpt58.build_model()
-    with torch.no_grad():
-        model.fc_bias[2:4] = torch.tensor([-9045.0, -9055.0])
-    return model
 
 
 def literal(value: float) -> torch.Tensor:

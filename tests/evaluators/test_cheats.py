@@ -1,0 +1,104 @@
+"""The cheat suite: one hostile candidate per known way to game the adder and sorter scores, each
+run end to end through the real sandbox. Each test names, in its assertion, the rule that caught
+the cheat (or checks that the strict count counts what the cheat tried to hide)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from evaluators._phases import REFUSED
+from evolve.evaluation import EvalResult, evaluate
+from evolve.sandbox import Sandbox
+from evolve.tasks import get_task
+
+torch.set_num_threads(1)
+CHEATS = Path(__file__).with_name("cheats")
+SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "adder"
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    task = get_task("adder")
+    with Sandbox(mode=task.isolation, preload=("torch", "evaluators.adder", "evaluators.sorter"), warmup=task.warmup) as box:
+        yield box
+
+
+def adder(sandbox: Sandbox, program: Path, **options) -> EvalResult:
+    return evaluate(get_task("adder", **{"hidden_seed": 7, "hidden_cases": 200, **options}), program, sandbox)
+
+
+#: Cheats written as an addition to the 58-weight seed (a candidate can read no file but itself).
+ON_NANOGPT58 = {"literal_weights.py", "bool_packed.py", "f64_packed.py", "hidden_storage.py"}
+
+
+def candidate(tmp_path: Path, cheat: str, *edits: tuple[str, str]) -> Path:
+    """The cheat as one candidate file (appended to nanogpt58.py where it builds on it)."""
+    source = (CHEATS / cheat).read_text()
+    for old, new in edits:
+        assert old in source
+        source = source.replace(old, new)
+    if cheat in ON_NANOGPT58:
+        source = (SEEDS / "nanogpt58.py").read_text() + "\n\n" + source
+    path = tmp_path / "candidate.py"
+    path.write_text(source)
+    return path
+
+
+def refused_by(result: EvalResult, rule: str) -> bool:
+    return result.status == "invalid" and result.error.startswith(f"{REFUSED}: {rule}:") and not result.feasible
+
+
+@pytest.mark.parametrize(
+    ("cheat", "rule"),
+    [
+        ("token_arith_adder.py", "allow-list"),  # floor division and remainder on token ids
+        ("f64_packed.py", "allow-list"),  # view(torch.float32) of a float64 parameter
+        ("export_replaced.py", "allow-list"),  # its own artefact, reading past a tensor with _reshape_alias
+        ("hidden_storage.py", "storage"),  # 58 floats behind a 1-element parameter
+    ],
+)
+def test_cheats_refused_by_a_named_rule(sandbox, tmp_path, cheat, rule):
+    r = adder(sandbox, candidate(tmp_path, cheat))
+    assert refused_by(r, rule), (r.status, r.error)
+    assert "\n" not in r.error and "check" in r.phases
+
+
+def test_a_zero_parameter_sorter_computing_on_token_ids_is_refused(sandbox):
+    r = evaluate(get_task("sorter"), CHEATS / "token_compare_sorter.py", sandbox)
+    assert refused_by(r, "token-lookup"), (r.status, r.error)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("ratios", "literals"), [(False, 58 + 6), (True, 2 * 58 + 6)])
+def test_weights_written_as_literals_are_counted(sandbox, tmp_path, ratios, literals):
+    r = adder(sandbox, candidate(tmp_path, "literal_weights.py", ("RATIOS = False", f"RATIOS = {ratios}")))
+    assert r.status == "ok", r.error
+    m = r.metrics
+    assert m["accuracy"] == 1.0 and m["params_adderboard"] == 0  # the old convention saw nothing
+    assert m["params"] == r.info["value_literals"] == literals  # strict: every literal is a number
+
+
+@pytest.mark.slow
+def test_weights_packed_into_a_bool_buffer_are_counted_by_bytes(sandbox, tmp_path):
+    r = adder(sandbox, candidate(tmp_path, "bool_packed.py"))
+    assert r.status == "ok", r.error
+    m = r.metrics
+    assert m["accuracy"] == 1.0 and m["params_adderboard"] == 14 and m["mask_numel"] == 44 * 32
+    assert r.info["stored_units"] == 14 + 44 * 32 // 4 and m["params"] > 14 + 352
+
+
+@pytest.mark.slow
+def test_a_softmax_on_the_logits_is_not_attention(sandbox):
+    r = adder(sandbox, CHEATS / "memorizer.py")
+    assert r.status == "ok", r.error
+    assert r.metrics["accuracy"] == 1.0 and r.metrics["attention_ops"] == 0 and not r.feasible
+    assert "no self-attention found in the graph" in r.info["ineligible_because"]
+
+
+def test_a_checker_that_is_killed_refuses_the_candidate(sandbox):
+    r = adder(sandbox, SEEDS / "nanogpt58.py", check_timeout_s=0.5)
+    assert r.status == "invalid" and r.error.startswith(f"{REFUSED}: the check timeout"), (r.status, r.error)
+    assert not r.feasible and r.phases["check"]["status"] == "timeout"
