@@ -1,4 +1,5 @@
-"""What crosses from the untrusted build to the clean check: regular artefact files, size-capped."""
+"""What crosses from the untrusted build to the clean check (regular artefact files, size-capped), and
+how a refused artefact is reported."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluators._phases import MAX_ARTEFACT_BYTES, ArtefactFileError, artefact_files
+from evaluators._phases import MAX_ARTEFACT_BYTES, REFUSED, ArtefactFileError, artefact_files, refused
+from evaluators._torch_model import RuleError
 
 NAMES = ("program.json", "tensors.pt", "format.json")
 
@@ -31,3 +33,10 @@ def test_missing_linked_or_oversized_artefacts_are_refused(tmp_path: Path) -> No
         f.truncate(MAX_ARTEFACT_BYTES)
     with pytest.raises(ArtefactFileError, match="MiB"):
         artefact_files(tmp_path, NAMES)
+
+
+def test_a_refused_artefact_is_invalid_with_a_one_line_reason() -> None:
+    answer = refused(RuleError("token-lookup", "aten.pow computes on token ids"))
+    assert answer == {"status": "invalid", "error": f"{REFUSED}: token-lookup: aten.pow computes on token ids"}
+    assert refused(MemoryError())["error"] == f"{REFUSED}: MemoryError"
+    assert "\n" not in refused(RuntimeError("first line\nsecond line"))["error"]
