@@ -155,6 +155,10 @@ def test_unsafe_or_unknown_operators_are_refused(tmp_path, op, message):
         lambda g: g["inputs"][0].update(tensor="missing"),
         lambda g: g.update(guards_code=["__import__('os').system('true')"]),
         lambda g: g["inputs"].append({"name": "extra", "kind": "input"}),
+        lambda g: g["nodes"].append(_node("aten.arange.default", [3], dtype=9)),  # a raw int names complex64
+        lambda g: g["nodes"].append(_node("aten.arange.default", [3], colour=1)),  # not in the schema
+        lambda g: g["nodes"].append(_node("aten.add.Tensor", [1, 2, 3, 4])),  # more arguments than parameters
+        lambda g: g["nodes"].append(_node("aten.view.default", [{"node": "tokens"}, [1] * 5000])),  # list too long
     ],
 )
 def test_malformed_graphs_are_refused(tmp_path, edit):
@@ -162,6 +166,10 @@ def test_malformed_graphs_are_refused(tmp_path, edit):
     edit_program(tmp_path, edit)
     with pytest.raises(ArtefactError):
         load_program(tmp_path)
+
+
+def _node(op: str, args: list, **kwargs) -> dict:
+    return {"name": f"extra_{op.split('.')[1]}", "op": op, "args": args, "kwargs": {"kwargs": kwargs}}
 
 
 class Payload:
