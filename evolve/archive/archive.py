@@ -45,7 +45,7 @@ from typing import Any
 from evolve.archive import branches, messages
 from evolve.archive.branches import BEST_BRANCH, FRONT_BRANCH
 from evolve.archive.index import FIXED_SORT_KEYS, Index
-from evolve.archive.pareto import non_dominated
+from evolve.pareto import non_dominated
 from evolve.archive.records import ArchiveError, Candidate, CandidateRecord, Checkpoint, RunMeta, Summary
 from evolve.archive.store import GitStore, blob_id
 

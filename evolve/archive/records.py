@@ -6,10 +6,10 @@ without importing the task that produced it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from evolve import pareto
 from evolve.evaluation import EvalResult
 from evolve.tasks import Constraint, Objective
 
@@ -43,11 +43,8 @@ class RunMeta:
                    program_file=program_file, config=dict(config or {}))
 
     def point(self, metrics: dict[str, float]) -> tuple[float, ...] | None:
-        """The objective vector in minimisation space, or None when an objective is missing/NaN."""
-        values = [metrics.get(o.name) for o in self.objectives]
-        if any(not isinstance(v, (int, float)) or math.isnan(v) for v in values):
-            return None
-        return tuple(o.oriented(float(v)) for o, v in zip(self.objectives, values))
+        """The objective vector in minimisation space (None: no point, see :mod:`evolve.pareto`)."""
+        return pareto.point(metrics, self.objectives)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,6 +1,6 @@
 """The numbers of a comparison: per-run trajectories, per-group spreads, honest verdicts.
 
-Everything is recomputed from the archives. Hypervolume is :func:`evolve.archive.pareto.hypervolume`
+Everything is recomputed from the archives. Hypervolume is :func:`evolve.pareto.hypervolume`
 over the same points the archive puts on its front (feasible, evaluated, every objective present),
 against one reference point shared by all runs: the comparison's, or one derived from the runs
 (the worst feasible value of each objective plus 10% of its range) and reported as such.
@@ -25,7 +25,7 @@ from typing import Any
 
 from evolve.archive import Archive, Candidate, Checkpoint, RunMeta
 from evolve.archive.archive import eligible
-from evolve.archive.pareto import hypervolume, non_dominated
+from evolve.pareto import hypervolume, non_dominated
 from evolve.compare.comparison import CompareError, Comparison, check_comparable
 from evolve.tasks import Constraint, Objective, TaskError
 

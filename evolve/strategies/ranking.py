@@ -1,14 +1,16 @@
 """Multi-objective ranking of individuals: feasible before infeasible, Pareto fronts, then crowding.
 
 Infeasible individuals are ordered by total constraint violation (smaller is better); feasible ones
-by non-dominated front, then by crowding distance so spread-out points are preferred.
+by non-dominated front, then by crowding distance so spread-out points are preferred. A feasible
+individual without a point (an objective missing or NaN) ranks with the infeasible ones: the rule of
+:mod:`evolve.pareto`, which the archive's front obeys too.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from evolve.archive.pareto import crowding_distance, non_dominated_sort
+from evolve.pareto import crowding_distance, non_dominated_sort, point
 from evolve.tasks import Objective
 
 if TYPE_CHECKING:
@@ -20,11 +22,14 @@ class Ranker:
         self.objectives = objectives
 
     def point(self, ind: "Individual") -> tuple[float, ...]:
-        """The individual's objectives, all oriented for minimisation."""
-        return tuple(o.oriented(float(ind.metrics[o.name])) for o in self.objectives)
+        """The individual's objectives, all oriented for minimisation (only for a usable one)."""
+        p = point(ind.metrics, self.objectives)
+        assert p is not None, "point() of an individual without one"
+        return p
 
     def usable(self, ind: "Individual") -> bool:
-        return ind.feasible and all(o.name in ind.metrics for o in self.objectives)
+        """May ``ind`` be on a front: feasible, with every objective present and not NaN."""
+        return ind.feasible and point(ind.metrics, self.objectives) is not None
 
     def front(self, pool: Sequence["Individual"]) -> list["Individual"]:
         """The best group: the feasible non-dominated set, or, with no feasible member, the

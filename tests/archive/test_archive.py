@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evolve.archive import Archive, ArchiveError, RunMeta
-from evolve.archive.pareto import non_dominated
+from evolve.pareto import non_dominated
 
 
 def git(archive: Archive, *args: str) -> str:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from evaluators.toy import TARGET
 from evolve.archive import Archive
-from evolve.archive.pareto import hypervolume
+from evolve.pareto import hypervolume
 from evolve.cli import main
 from evolve.compare import CompareError, Comparison, parse_compare
 from evolve.compare.matrix import run_matrix

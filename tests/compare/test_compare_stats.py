@@ -9,7 +9,7 @@ import pytest
 from compare_helpers import build_run
 
 from evolve.archive import Archive
-from evolve.archive.pareto import hypervolume
+from evolve.pareto import hypervolume
 from evolve.compare import CompareError, Comparison, Group
 from evolve.compare.stats import compute, derive_reference, rank_test
 from evolve.compare.table import spread_text, table_cells

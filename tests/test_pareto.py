@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evolve.archive.pareto import (
+from evolve.pareto import (
     by_violation,
     crowding_distance,
     dominates,
     hypervolume,
     non_dominated,
     non_dominated_sort,
+    point,
 )
 from evolve.tasks import Objective
 
@@ -156,3 +157,12 @@ def test_crowding_distance_is_order_independent(points):
         if points[i] == points[j]:
             assert distances[i] == distances[j]
     assert crowding_distance(points[::-1]) == distances[::-1]
+
+
+def test_point_orients_and_has_no_point_for_missing_or_nan_objectives():
+    objectives = (Objective("params", "min"), Objective("accuracy", "max"))
+    assert point({"params": 58, "accuracy": 0.5}, objectives) == (58.0, -0.5)
+    assert point({"params": math.inf, "accuracy": 1.0}, objectives) == (math.inf, -1.0)  # inf is a value
+    assert point({"params": 58}, objectives) is None
+    assert point({"params": math.nan, "accuracy": 1.0}, objectives) is None
+    assert point({"params": "58", "accuracy": 1.0}, objectives) is None

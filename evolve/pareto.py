@@ -1,8 +1,16 @@
-"""Pareto machinery as pure functions on lists of points (tuples of floats).
+"""The one definition of the Pareto front: point extraction, dominance, sorting, crowding, volume.
 
-Every function works in *minimisation* space: turn a maximised objective into a minimised one before
-calling (``Objective.oriented`` does that, ``RunMeta.point`` builds whole vectors). Results are
-indices into the input list, so callers keep their own mapping from points to candidates.
+A leaf module (it imports nothing of evolve) used by the archive, the strategies' ranker and
+``compare``, so the front they each compute is the same set by construction.
+
+Every function works in *minimisation* space: :func:`point` orients maximised objectives. Results
+are indices into the input list, so callers keep their own mapping from points to candidates.
+
+NaN rule (one rule everywhere): a candidate whose objective is missing, not a number, or NaN has
+*no point*. It is never on the front and is ranked with the infeasible candidates (by constraint
+violation, after every candidate that has a point). NaN compares false with everything, so a NaN
+coordinate left in a point would make that point undominated: the archive and the strategies used
+to disagree on exactly this. ``inf`` is an ordinary value (a worst or best possible figure).
 
 Ties and duplicates: ``a`` dominates ``b`` when it is no worse everywhere and strictly better
 somewhere. Equal points therefore never dominate each other, so duplicates are *all* non-dominated
@@ -14,9 +22,31 @@ gives equal points equal distances, so a selection by crowding treats them alike
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 Point = Sequence[float]
+
+
+class Oriented(Protocol):
+    """An objective as this module sees it (``evolve.tasks.Objective`` fits)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def oriented(self, value: float) -> float: ...
+
+
+def point(metrics: Mapping[str, object], objectives: Sequence[Oriented]) -> tuple[float, ...] | None:
+    """The objective vector in minimisation space, or None when an objective is missing, not a
+    number or NaN: such a candidate has no place on any front."""
+    values = [metrics.get(o.name) for o in objectives]
+    numbers: list[float] = []
+    for v in values:
+        if not isinstance(v, (int, float)) or math.isnan(v):
+            return None
+        numbers.append(float(v))
+    return tuple(o.oriented(v) for o, v in zip(objectives, numbers))
 
 
 def dominates(a: Point, b: Point) -> bool:
@@ -33,7 +63,7 @@ def non_dominated_sort(points: Sequence[Point]) -> list[list[int]]:
     """Partition the indices into fronts: front 0 is non-dominated, front k is non-dominated once
     fronts 0..k-1 are removed (Deb's fast non-dominated sort, O(M N^2))."""
     n = len(points)
-    dominated_by = [[] for _ in range(n)]  # i -> indices i dominates
+    dominated_by: list[list[int]] = [[] for _ in range(n)]  # i -> indices i dominates
     count = [0] * n  # how many points dominate i
     for i in range(n):
         for j in range(i + 1, n):
@@ -47,7 +77,7 @@ def non_dominated_sort(points: Sequence[Point]) -> list[list[int]]:
     current = [i for i in range(n) if count[i] == 0]
     while current:
         fronts.append(current)
-        following = []
+        following: list[int] = []
         for i in current:
             for j in dominated_by[i]:
                 count[j] -= 1
