@@ -24,8 +24,9 @@ from pathlib import Path
 import git
 from gitdb import IStream
 
-from evolve.archive import Archive, CandidateRecord, RunMeta
+from evolve.archive import Archive, RunMeta
 from evolve.archive.store import GitStore
+from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.tasks import Constraint, Objective
 
@@ -34,7 +35,7 @@ META = RunMeta(run="bench", task="adder",
                constraints=(Constraint("accuracy", ">=", 0.99),))
 
 
-def make_record(rng: random.Random, n_existing: int) -> CandidateRecord:
+def make_record(rng: random.Random, n_existing: int) -> Candidate:
     lines = [f"W{i} = {rng.random()!r}  # weight {i}" for i in range(60)]  # ~3 KB, like a seed
     accuracy = rng.choice([0.5, 1.0])
     metrics = {"params_unique": rng.randint(40, 400), "peak_rss_mib": rng.uniform(15, 60),
@@ -42,7 +43,7 @@ def make_record(rng: random.Random, n_existing: int) -> CandidateRecord:
     result = EvalResult(status="ok", metrics=metrics, feasible=accuracy >= 0.99,
                         violation=max(0.0, 0.99 - accuracy), wall_s=rng.uniform(1, 5))
     parents = (rng.randrange(n_existing),) if n_existing else ()
-    return CandidateRecord(source="\n".join(lines) + "\n", result=result, parents=parents,
+    return Candidate(source="\n".join(lines) + "\n", result=result, parents=parents,
                            mutator="llm-diff", model="qwen2.5-coder-1.5b",
                            description="tie the output head to the embedding", prompt_tokens=900,
                            completion_tokens=150, cost_usd=0.0)

@@ -39,7 +39,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from evolve.evaluation import EvalResult, evaluate
 from evolve.llm.local import MODELS, LocalLLMClient, local_client
 from evolve.mutators import make_mutator
-from evolve.mutators.base import MutationContext, ProgramView
+from evolve.candidate import Candidate
+from evolve.mutators.base import MutationContext
 from evolve.sandbox import Sandbox
 from evolve.tasks import Task, get_task
 
@@ -112,7 +113,7 @@ def bench_model(name: str, jobs: list[Prompt], parents: dict[str, tuple[Task, Sa
             mutator = make_mutator(job.mutator, llm=client, style=job.style)
             # Identical prompts would hit llama.cpp's prompt cache; in a run every parent differs.
             mutator.params["extra_body"] = {"cache_prompt": False}
-            view = ProgramView("seed", job.source, parent_result.metrics, parent_result.status, parent_result.feasible, parent_result.error)
+            view = Candidate(id=0, source=job.source, result=parent_result)
             times, parsed, ran, improved, reasons, failures = [], 0, 0, 0, [], []
             for i in range(n):
                 ctx = MutationContext(parent=view, objectives=task.objectives, constraints=task.constraints,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from evolve.tasks import Constraint, Objective, TaskError, get_task
+from evolve.tasks import Constraint, Objective, Task, TaskError, task_class
 
 
 class ConfigError(ValueError):
@@ -233,24 +233,16 @@ def _check_semantics(cfg: RunConfig, source: str) -> None:
     for i, seed in enumerate(cfg.seeds):
         if not seed.is_file():
             raise ConfigError(f"{source}: seeds.{i}: no such seed file {str(seed)!r}")
-    try:
-        task = get_task(cfg.task.name, **cfg.task.options)
-    except TaskError as exc:
-        raise ConfigError(f"{source}: task: {exc}") from None
-    checks = (
-        ("task", lambda: resolve_objectives(cfg, task.objectives)),
-        ("task", lambda: resolve_constraints(cfg, task.constraints)),
-        ("target", cfg.target_constraints),
-    )
-    for key, check in checks:
+    for key, check in (("task", lambda: build_task(cfg)), ("target", cfg.target_constraints)):
         try:
             check()
         except (TaskError, ValueError) as exc:
             raise ConfigError(f"{source}: {key}: {exc}") from None
+    task_objectives = task_class(cfg.task.name).objectives
     total = sum(m.weight for m in cfg.mutators)
     if not math.isfinite(total):
         raise ConfigError(f"{source}: mutators: weights must be finite")
-    _check_plugins(cfg, source, task.objectives)
+    _check_plugins(cfg, source, task_objectives)
 
 
 def _check_plugins(cfg: RunConfig, source: str, task_objectives: tuple[Objective, ...]) -> None:
@@ -267,6 +259,18 @@ def _check_plugins(cfg: RunConfig, source: str, task_objectives: tuple[Objective
         make_strategy(cfg.strategy.name, resolve_objectives(cfg, task_objectives), dict(cfg.strategy.params))
     except (StrategyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: strategy.params: {str(exc).splitlines()[0]}") from None
+
+
+def build_task(cfg: RunConfig, hidden_seed: int | None = None) -> Task:
+    """The run's task: its options, the config's objectives/constraints, and (for a task that has
+    one) the run's hidden seed unless the config fixes it. The one way a task is built from a config;
+    config validation calls it too (building is how a task checks its options: no side effects)."""
+    cls = task_class(cfg.task.name)
+    options = dict(cfg.task.options)
+    if "hidden_seed" in cls.default_options and options.get("hidden_seed") is None and hidden_seed is not None:
+        options["hidden_seed"] = hidden_seed
+    return cls(objectives=resolve_objectives(cfg, cls.objectives),
+               constraints=resolve_constraints(cfg, cls.constraints), **options)
 
 
 def resolve_objectives(cfg: RunConfig, task_objectives: tuple[Objective, ...]) -> tuple[Objective, ...]:

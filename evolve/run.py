@@ -6,9 +6,15 @@ results), the sandbox evaluates them (concurrently), and the archive commits the
 with the RNG and mutator state. A run killed at any moment resumes from its last committed batch and
 continues the same sequence.
 
-Agent strategies (``agent``, ``agent-cli``) replace the batch by an *iteration*: the strategy drives an
-agent through :class:`_AgentHost`, which evaluates each attempt in the same sandbox and commits it
-at once (one-record batch with the run state); a state-only checkpoint closes the iteration.
+The loop knows no strategy type: it calls ``strategy.step(run)`` until a budget is spent. A
+population strategy's step is :meth:`EvolutionRun.breed` (the batch above). An agent strategy's
+step is an *iteration*: it drives an agent that files each attempt at once through
+:meth:`EvolutionRun.evaluate` (a one-record batch with the run state), and a state-only
+:meth:`EvolutionRun.checkpoint` closes it. The run's public methods are the whole host interface
+(:class:`evolve.agents.session.Host`); nothing outside this module touches its counters.
+
+One record, :class:`~evolve.candidate.Candidate`, carries a child from its evaluation to the
+archive, the strategy, the mutators' context and the agents.
 """
 
 from __future__ import annotations
@@ -22,14 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from evolve.agents.session import Attempt, Spend
-from evolve.archive import Archive, CandidateRecord, RunMeta
-from evolve.config import RunConfig, resolve_constraints, resolve_objectives
+from evolve.agents.session import Spend
+from evolve.archive import Archive, RunMeta
+from evolve.candidate import Candidate
+from evolve.config import RunConfig, build_task
 from evolve.evaluation import EvalResult, evaluate
-from evolve.mutators import Mutation, MutationContext, Mutator, ProgramView, make_mutator
+from evolve.mutators import Mutation, MutationContext, Mutator, make_mutator
 from evolve.sandbox import Limits, Sandbox
-from evolve.strategies import AgentStrategy, Individual, Proposal, Strategy, make_strategy
-from evolve.tasks import Constraint, Task, task_class
+from evolve.strategies import Proposal, Strategy, make_strategy
+from evolve.tasks import Constraint, Objective
 
 PROGRAM_NAME = "program.py"
 HISTORY = 8
@@ -64,36 +71,12 @@ class RunOutcome:
     interrupted: bool = False
 
 
-@dataclass
-class _Slot:
-    """One child being made: its proposal, the mutator chosen for it and its private RNG."""
-
-    proposal: Proposal
-    mutator: Mutator
-    rng: random.Random
-    mutation: Mutation | None = None
-    result: EvalResult | None = None
-    path: Path | None = None
-
-
-@dataclass
-class Known:
-    """What the loop keeps in memory about an archived candidate."""
-
-    id: int
-    source: str
-    result: EvalResult
-    generation: int
-    island: int | None
-    mutator: str
-    description: str = ""
-
-
 ProgressFn = Callable[["EvolutionRun"], None]
 
 
 class EvolutionRun:
-    """One run, created or resumed from ``config``."""
+    """One run, created or resumed from ``config``; during :meth:`execute` it is also the
+    :class:`~evolve.agents.session.Host` every strategy's step talks to (public methods only)."""
 
     def __init__(self, config: RunConfig, *, resume: bool = False) -> None:
         self.config = config
@@ -104,12 +87,11 @@ class EvolutionRun:
             raise RunError(f"run {config.run.name!r} already exists in {config.run_dir}; "
                            "pass --resume to continue it or choose another run.name")
         self.fresh = not exists
-        self.task = self._make_task()
+        self.task = build_task(config, self._hidden_seed())
         self.objectives = self.task.objectives
         self.targets: list[Constraint] = config.target_constraints()
         self.strategy: Strategy = make_strategy(config.strategy.name, self.objectives, config.strategy.params)
-        if isinstance(self.strategy, AgentStrategy):
-            self.strategy.preflight()  # e.g. the agent CLI is installed: fail before anything is written
+        self.strategy.preflight()  # e.g. the agent CLI is installed: fail before anything is written
         self.llm = _make_llm(config) if config.llm is not None else None
         try:
             if self.llm is not None:  # before the archive exists: a dead endpoint leaves nothing behind
@@ -122,27 +104,21 @@ class EvolutionRun:
         self.weights = [m.weight for m in config.mutators]
         self.rng = random.Random(config.run.seed)
         self.counters = Counters()
-        self.known: dict[int, Known] = {}
+        self.known: dict[int, Candidate] = {}
         self.history: deque[str] = deque(maxlen=HISTORY)
         self.target_hit: int | None = None
+        self._sandbox: Sandbox | None = None  # set while executing
+        self._started, self._base_wall = time.monotonic(), 0.0
         self.archive = self._open_archive()
 
     # --- set-up ------------------------------------------------------------------------------
-    def _make_task(self) -> Task:
-        options = dict(self.config.task.options)
+    def _hidden_seed(self) -> int | None:
+        """A fresh secret for a new run; the archived one on resume (the checker's cases stay put)."""
         if self.fresh:
-            hidden = secrets.randbits(62)
-        else:
-            with Archive.open(self.archive_dir) as archive:
-                hidden = archive.meta.task_options.get("hidden_seed")
-        task_cls = task_class(self.config.task.name)
-        if "hidden_seed" in task_cls.default_options and options.get("hidden_seed") is None:
-            options["hidden_seed"] = hidden
-        self._hidden_seed = options.get("hidden_seed")
-        task = task_cls(**options)
-        task.objectives = resolve_objectives(self.config, task.objectives)  # type: ignore[misc]
-        task.constraints = resolve_constraints(self.config, task.constraints)  # type: ignore[misc]
-        return task
+            return secrets.randbits(62)
+        with Archive.open(self.archive_dir) as archive:
+            seed: int | None = archive.meta.task_options.get("hidden_seed")
+            return seed
 
     def _open_archive(self) -> Archive:
         if self.fresh:
@@ -159,8 +135,7 @@ class EvolutionRun:
     def _restore(self) -> None:
         """Replay the archive into the strategy and restore RNG, counters and mutator state."""
         for cand in self.archive.candidates():
-            self._remember(cand.id, cand.source, cand.result, cand.generation, cand.island, cand.mutator,
-                           cand.description)
+            self._remember(cand)
         state = self.archive.state() or {}
         if "rng" in state:
             self.rng.setstate(_rng_from_json(state["rng"]))
@@ -168,19 +143,16 @@ class EvolutionRun:
         for mutator, mstate in zip(self.mutators, state.get("mutators", [])):
             mutator.set_state(mstate)
         self.target_hit = state.get("target_hit")
-        if isinstance(self.strategy, AgentStrategy):
-            self.strategy.set_state(state.get("agent", {}))
+        self.strategy.set_state(state.get("strategy", state.get("agent", {})))  # "agent": archives before 0.2
 
     def _state(self) -> dict[str, Any]:
-        state = {
+        return {
             "rng": _rng_to_json(self.rng.getstate()),
             "counters": self.counters.__dict__,
             "mutators": [m.get_state() for m in self.mutators],
             "target_hit": self.target_hit,
+            "strategy": self.strategy.get_state(),
         }
-        if isinstance(self.strategy, AgentStrategy):
-            state["agent"] = self.strategy.get_state()
-        return state
 
     # --- the loop ----------------------------------------------------------------------------
     def execute(self, progress: ProgressFn | None = None) -> RunOutcome:
@@ -192,112 +164,35 @@ class EvolutionRun:
         if self.config.sandbox.disk_mb is not None:
             limits = limits.with_(disk_mb=self.config.sandbox.disk_mb)
         self.scratch.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
-        base_wall = 0.0
-        sandbox = Sandbox(mode=self.task.isolation, preload=self.task.preload, warmup=self.task.warmup,
-                          limits=limits)
+        self._started = time.monotonic()
+        self._sandbox = Sandbox(mode=self.task.isolation, preload=self.task.preload, warmup=self.task.warmup,
+                                limits=limits)
         interrupted = False
         try:
             if self.fresh:
-                self._evaluate_seeds(sandbox)
+                self._evaluate_seeds()
             else:
                 self._restore()
-            base_wall = self.counters.wall_s
-            step = self._agent_iteration if isinstance(self.strategy, AgentStrategy) else self._batch
-            while (reason := self._stop_reason(base_wall, started)) is None:
-                step(sandbox, base_wall, started)
+            self._base_wall = self.counters.wall_s
+            while (reason := self.stop_reason()) is None:
+                self.strategy.step(self)
                 if progress:
                     progress(self)
         except KeyboardInterrupt:
             interrupted = True
             reason = "interrupted (resume with --resume)"
         finally:
-            sandbox.close()
+            self._sandbox.close()
             self.archive.close()
             if self.llm is not None:
                 self.llm.close()
         return RunOutcome(reason, self.counters, self.target_hit, interrupted)
 
-    def _stop_reason(self, base_wall: float, started: float) -> str | None:
-        b, c = self.config.budget, self.counters
-        if self.target_hit is not None:
-            return f"target reached by #{self.target_hit}"
-        if b.max_evaluations is not None and c.evaluations >= b.max_evaluations:
-            return f"evaluation budget spent ({c.evaluations})"
-        if b.max_tokens is not None and c.tokens >= b.max_tokens:
-            return f"token budget spent ({c.tokens})"
-        if b.max_cost_usd is not None and c.cost_usd >= b.max_cost_usd:
-            return f"cost budget spent (${c.cost_usd:.4f})"
-        if b.max_wall_s is not None and base_wall + (time.monotonic() - started) >= b.max_wall_s:
-            return f"wall-time budget spent ({b.max_wall_s:g} s)"
-        if c.rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
-            last = f" (last: {self.history[-1].split(': ', 1)[-1]})" if self.history else ""
-            return f"{MAX_REJECTED_IN_A_ROW} mutations in a row were rejected before evaluation{last}"
-        return None
-
-    def _evaluate_seeds(self, sandbox: Sandbox) -> None:
-        slots = []
-        for path in self.config.seeds:
-            source = path.read_text(encoding="utf-8")
-            slots.append((source, Mutation(source=source, mutator="seed", description=f"seed {path.name}")))
-        results = self._evaluate_all(sandbox, [s for s, _ in slots])
-        records = [
-            CandidateRecord(parents=(), source=source, result=result, mutator="seed", model=None,
-                            description=mutation.description, generation=0, island=None)
-            for (source, mutation), result in zip(slots, results)
-        ]
-        self._commit(records)
-
-    def _batch(self, sandbox: Sandbox, base_wall: float, started: float) -> None:
-        slots = []
-        for _ in range(self._batch_size()):
-            proposal = self.strategy.propose(self.rng)
-            mutator = self.rng.choices(self.mutators, weights=self.weights)[0]
-            slots.append(_Slot(proposal, mutator, random.Random(self.rng.getrandbits(64))))
-        with ThreadPoolExecutor(self.config.parallel.llm_requests) as pool:
-            for slot, mutation in zip(slots, pool.map(self._mutate, slots)):
-                slot.mutation = mutation
-        for slot in slots:
-            m = slot.mutation
-            assert m is not None
-            self.counters.prompt_tokens += m.prompt_tokens
-            self.counters.completion_tokens += m.completion_tokens
-            self.counters.cost_usd += m.cost_usd
-        accepted = [s for s in slots if s.mutation is not None and s.mutation.source is not None]
-        for s in slots:
-            if s not in accepted:
-                self.counters.rejected += 1
-                self.counters.rejected_in_a_row += 1
-                self.history.append(f"rejected ({s.mutation.mutator}): {s.mutation.error}")
-        if accepted:
-            self.counters.rejected_in_a_row = 0
-        results = self._evaluate_all(sandbox, [s.mutation.source for s in accepted])
-        records = []
-        for slot, result in zip(accepted, results):
-            m = slot.mutation
-            parent = self.known[slot.proposal.parents[0]]
-            improved = self.strategy.ranker.better(_individual(-1, m.source, result, None, 0),
-                                                   _individual(parent.id, parent.source, parent.result, None, 0))
-            slot.mutator.feedback(m, improved)
-            records.append(CandidateRecord(
-                parents=slot.proposal.parents, source=m.source, result=result, mutator=m.mutator,
-                model=m.model, description=m.description, prompt_tokens=m.prompt_tokens,
-                completion_tokens=m.completion_tokens, cost_usd=m.cost_usd,
-                generation=slot.proposal.generation, island=slot.proposal.island,
-                extra={"inspirations": list(slot.proposal.inspirations)},
-            ))
-        self.counters.batches += 1
-        self.counters.wall_s = base_wall + (time.monotonic() - started)
-        self._commit(records)
-
-    def _agent_iteration(self, sandbox: Sandbox, base_wall: float, started: float) -> None:
-        """One agent iteration (attempts are committed as they happen), then a state-only checkpoint
-        that saves what it decided: the current best, the notes."""
-        assert isinstance(self.strategy, AgentStrategy)
-        self.strategy.iterate(_AgentHost(self, sandbox, base_wall, started))
-        self.counters.batches += 1
-        self.counters.wall_s = base_wall + (time.monotonic() - started)
-        self.archive.add_batch([], self._state())
+    def _evaluate_seeds(self) -> None:
+        sources = [(path.read_text(encoding="utf-8"), path.name) for path in self.config.seeds]
+        results = self._evaluate_all([source for source, _ in sources])
+        self._file([Candidate(source=source, result=result, mutator="seed", description=f"seed {name}")
+                    for (source, name), result in zip(sources, results)])
 
     def _batch_size(self) -> int:
         n = self.config.parallel.evaluations
@@ -305,24 +200,24 @@ class EvolutionRun:
             n = min(n, self.config.budget.max_evaluations - self.counters.evaluations)
         return max(1, n)
 
-    def _mutate(self, slot: _Slot) -> Mutation:
-        parent = self.known[slot.proposal.parents[0]]
+    def _mutate(self, proposal: Proposal, mutator: Mutator, rng: random.Random) -> Mutation:
         ctx = MutationContext(
-            parent=self._view(parent),
-            inspirations=[self._view(self.known[i]) for i in slot.proposal.inspirations],
+            parent=self.known[proposal.parents[0]],
+            inspirations=[self.known[i] for i in proposal.inspirations],
             objectives=self.objectives,
             constraints=self.task.constraints,
             task_description=self.task.description,
             history=list(self.history),
-            rng=slot.rng,
+            rng=rng,
         )
         try:
-            return slot.mutator.mutate(ctx)
+            return mutator.mutate(ctx)
         except Exception as exc:  # a mutator failure (e.g. LLM retries exhausted) rejects this child only
-            return Mutation(source=None, mutator=slot.mutator.name, description="", error=f"{type(exc).__name__}: {exc}")
+            return Mutation(source=None, mutator=mutator.name, description="", error=f"{type(exc).__name__}: {exc}")
 
-    def _evaluate_all(self, sandbox: Sandbox, sources: list[str]) -> list[EvalResult]:
-        paths = []
+    def _evaluate_all(self, sources: list[str]) -> list[EvalResult]:
+        assert self._sandbox is not None, "evaluations happen inside execute()"
+        sandbox, paths = self._sandbox, []
         for i, source in enumerate(sources):
             path = self.scratch / f"slot{i}" / PROGRAM_NAME
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -331,7 +226,7 @@ class EvolutionRun:
         with ThreadPoolExecutor(self.config.parallel.evaluations) as pool:
             return list(pool.map(lambda p: evaluate(self.task, p, sandbox), paths))
 
-    def _commit(self, records: list[CandidateRecord]) -> None:
+    def _file(self, records: list[Candidate]) -> None:
         """Archive a batch together with the state that produced it (one atomic archive write)."""
         first = len(self.known)
         for i, record in enumerate(records):
@@ -341,95 +236,158 @@ class EvolutionRun:
         stored = self.archive.add_batch(records, self._state())
         for i, cand in enumerate(stored):
             assert cand.id == first + i, "archive ids must be sequential"
-            self._remember(cand.id, cand.source, cand.result, cand.generation, cand.island, cand.mutator,
-                           cand.description)
+            self._remember(cand)
 
     def _meets_target(self, result: EvalResult) -> bool:
         return bool(self.targets) and result.feasible and all(t.satisfied(result.metrics) for t in self.targets)
 
-    def _remember(self, cid: int, source: str, result: EvalResult, generation: int, island: int | None,
-                  mutator: str, description: str) -> None:
-        self.known[cid] = Known(cid, source, result, generation, island, mutator, description)
-        self.strategy.add(_individual(cid, source, result, island, generation))
-        self.history.append(_history_line(cid, mutator, description, result, self.objectives))
-
-    def _view(self, k: Known) -> ProgramView:
-        r = k.result
-        return ProgramView(id=k.id, source=k.source, metrics=r.metrics, status=r.status, feasible=r.feasible,
-                           error=r.error, traceback=r.traceback)
-
-
-class _AgentHost:
-    """The run's side of an agent iteration (the :class:`evolve.agents.session.Host` protocol)."""
-
-    def __init__(self, run: EvolutionRun, sandbox: Sandbox, base_wall: float, started: float) -> None:
-        self._run, self._sandbox, self._base_wall, self._started = run, sandbox, base_wall, started
-        task = run.task
-        self.objectives, self.constraints = run.objectives, task.constraints
-        self.task_description, self.task_name = task.description, task.name
-        self.task_options = {k: v for k, v in task.options.items() if k != "hidden_seed"}
-        self.program_name = PROGRAM_NAME
-        self.archive_dir, self.scratch, self.run_dir = run.archive_dir, run.scratch, run.config.run_dir
-        self.rng, self.llm = run.rng, run.llm
-
-    @property
-    def next_id(self) -> int:
-        return len(self._run.known)
+    def _remember(self, cand: Candidate) -> None:
+        self.known[cand.id] = cand
+        self.strategy.add(cand)
+        self.history.append(_history_line(cand, self.objectives))
 
     def _elapsed(self) -> float:
         return self._base_wall + (time.monotonic() - self._started)
 
+    # --- the host: what a strategy's step may ask of the run ------------------------------------
+    def breed(self, propose: Callable[[random.Random], Proposal]) -> None:
+        """One batch: ``propose`` a parent per evaluation slot, mutate concurrently (each child with
+        its own RNG drawn from the run's, so thread timing never changes results), evaluate, and
+        archive the batch with the run state."""
+        slots = []
+        for _ in range(self._batch_size()):
+            proposal = propose(self.rng)
+            mutator = self.rng.choices(self.mutators, weights=self.weights)[0]
+            slots.append((proposal, mutator, random.Random(self.rng.getrandbits(64))))
+        with ThreadPoolExecutor(self.config.parallel.llm_requests) as pool:
+            mutations = list(pool.map(lambda slot: self._mutate(*slot), slots))
+        for m in mutations:
+            self.counters.prompt_tokens += m.prompt_tokens
+            self.counters.completion_tokens += m.completion_tokens
+            self.counters.cost_usd += m.cost_usd
+        accepted = [(slot, m) for slot, m in zip(slots, mutations) if m.source is not None]
+        for m in mutations:
+            if m.source is None:
+                self._count_rejection(f"rejected ({m.mutator}): {m.error}")
+        if accepted:
+            self.counters.rejected_in_a_row = 0
+        results = self._evaluate_all([m.source for _, m in accepted if m.source is not None])
+        records = []
+        for ((proposal, mutator, _), m), result in zip(accepted, results):
+            assert m.source is not None
+            child = Candidate(
+                source=m.source, result=result, parents=proposal.parents, mutator=m.mutator, model=m.model,
+                description=m.description, prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
+                cost_usd=m.cost_usd, generation=proposal.generation, island=proposal.island,
+                extra={"inspirations": list(proposal.inspirations)})
+            mutator.feedback(m, self.strategy.ranker.better(child, self.known[proposal.parents[0]]))
+            records.append(child)
+        self.counters.batches += 1
+        self.counters.wall_s = self._elapsed()
+        self._file(records)
+
+    def checkpoint(self) -> None:
+        """Close a step that filed its candidates as it went (an agent iteration): save the state."""
+        self.counters.batches += 1
+        self.counters.wall_s = self._elapsed()
+        self.archive.add_batch([], self._state())
+
     def stop_reason(self) -> str | None:
-        return self._run._stop_reason(self._base_wall, self._started)
+        """Why the run must stop now (a budget spent, the target reached), else None."""
+        b, c = self.config.budget, self.counters
+        if self.target_hit is not None:
+            return f"target reached by #{self.target_hit}"
+        if b.max_evaluations is not None and c.evaluations >= b.max_evaluations:
+            return f"evaluation budget spent ({c.evaluations})"
+        if b.max_tokens is not None and c.tokens >= b.max_tokens:
+            return f"token budget spent ({c.tokens})"
+        if b.max_cost_usd is not None and c.cost_usd >= b.max_cost_usd:
+            return f"cost budget spent (${c.cost_usd:.4f})"
+        if b.max_wall_s is not None and self._elapsed() >= b.max_wall_s:
+            return f"wall-time budget spent ({b.max_wall_s:g} s)"
+        if c.rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
+            last = f" (last: {self.history[-1].split(': ', 1)[-1]})" if self.history else ""
+            return f"{MAX_REJECTED_IN_A_ROW} mutations in a row were rejected before evaluation{last}"
+        return None
 
     def wall_left(self) -> float | None:
-        budget = self._run.config.budget.max_wall_s
+        """Seconds left in the wall-time budget (None: no such budget)."""
+        budget = self.config.budget.max_wall_s
         return None if budget is None else budget - self._elapsed()
 
     def charge(self, spend: Spend) -> None:
-        c = self._run.counters
+        """Add tokens and dollars spent outside a mutation (an agent's turns) to the budgets."""
+        c = self.counters
         c.prompt_tokens += spend.prompt_tokens
         c.completion_tokens += spend.completion_tokens
         c.cost_usd += spend.cost_usd
 
     def evaluate(self, source: str, *, parent: int, intent: str, mutator: str, spend: Spend,
-                 extra: dict[str, Any]) -> Attempt:
-        run = self._run
-        [result] = run._evaluate_all(self._sandbox, [source])
-        run.counters.rejected_in_a_row = 0
-        run.counters.wall_s = self._elapsed()
-        run._commit([CandidateRecord(
+                 extra: dict[str, Any]) -> Candidate:
+        """Evaluate ``source`` in the run's sandbox and file it at once, with the run state."""
+        [result] = self._evaluate_all([source])
+        self.counters.rejected_in_a_row = 0
+        self.counters.wall_s = self._elapsed()
+        self._file([Candidate(
             parents=(parent,), source=source, result=result, mutator=mutator, model=spend.model,
             description=intent, prompt_tokens=spend.prompt_tokens, completion_tokens=spend.completion_tokens,
-            cost_usd=spend.cost_usd, generation=run.known[parent].generation + 1, extra=extra)])
-        return self.attempt(self.next_id - 1)
+            cost_usd=spend.cost_usd, generation=self.known[parent].generation + 1, extra=extra)])
+        return self.known[self.next_id - 1]
 
     def reject(self, reason: str) -> None:
-        c = self._run.counters
-        c.rejected += 1
-        c.rejected_in_a_row += 1
-        self._run.history.append(f"rejected: {reason}")
+        """Count an agent iteration that produced nothing to evaluate."""
+        self._count_rejection(f"rejected: {reason}")
 
-    def attempt(self, cid: int) -> Attempt:
-        k = self._run.known[cid]
-        return Attempt(k.id, k.source, k.result, k.generation)
+    def _count_rejection(self, line: str) -> None:
+        self.counters.rejected += 1
+        self.counters.rejected_in_a_row += 1
+        self.history.append(line)
+
+    def candidate(self, cid: int) -> Candidate:
+        return self.known[cid]
 
     def commit_sha(self, cid: int) -> str:
-        return self._run.archive.get(cid).sha
+        return self.known[cid].sha
 
     def recent(self) -> list[str]:
-        return list(self._run.history)
+        """One-line summaries of the latest archived programs (and rejections), oldest first."""
+        return list(self.history)
+
+    @property
+    def next_id(self) -> int:
+        return len(self.known)
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        return self.task.constraints
+
+    @property
+    def task_name(self) -> str:
+        return self.task.name
+
+    @property
+    def task_description(self) -> str:
+        return self.task.description
+
+    @property
+    def task_options(self) -> dict[str, Any]:
+        """What a user may pass to ``evolve eval`` (never the hidden seed)."""
+        return {k: v for k, v in self.task.options.items() if k != "hidden_seed"}
+
+    @property
+    def program_name(self) -> str:
+        return PROGRAM_NAME
+
+    @property
+    def run_dir(self) -> Path:
+        return self.config.run_dir
 
 
-def _individual(cid: int, source: str, result: EvalResult, island: int | None, generation: int) -> Individual:
-    return Individual(id=cid, metrics=result.metrics, feasible=result.feasible, violation=result.violation,
-                      status=result.status, code_length=len(source), island=island, generation=generation)
-
-
-def _history_line(cid: int, mutator: str, description: str, result: EvalResult, objectives: Any) -> str:
+def _history_line(cand: Candidate, objectives: tuple[Objective, ...]) -> str:
+    result = cand.result
     figures = ", ".join(f"{o.name}={result.metrics[o.name]:g}" for o in objectives if o.name in result.metrics)
     verdict = "feasible" if result.feasible else (result.status if result.status != "ok" else "infeasible")
-    return f"#{cid} {mutator}: {description} -> {verdict}{'; ' + figures if figures else ''}"
+    return f"#{cand.id} {cand.mutator}: {cand.description} -> {verdict}{'; ' + figures if figures else ''}"
 
 
 def _rng_to_json(state: tuple) -> list:

@@ -98,13 +98,16 @@ class Task:
     """Base class of every task. Subclasses set the class attributes and implement :meth:`evaluate`.
 
     Options (e.g. the sorter's alphabet size) arrive as keyword arguments; an unknown or invalid
-    option raises :class:`TaskError` with a one-line message.
+    option raises :class:`TaskError` with a one-line message. A run may replace the declared
+    objectives and constraints (the config's ``task.objectives``/``constraints``): they are
+    constructor arguments, fixed once the task is built.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    objectives: ClassVar[tuple[Objective, ...]] = ()
-    constraints: ClassVar[tuple[Constraint, ...]] = ()
+    #: Declared by the subclass; an instance may carry the run's own (see ``__init__``).
+    objectives: tuple[Objective, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
     isolation: ClassVar[Isolation] = "fresh"
     #: Modules the forkserver zygote imports before forking (e.g. ``("torch",)``).
     preload: ClassVar[tuple[str, ...]] = ()
@@ -113,7 +116,12 @@ class Task:
     #: Default options; the constructor accepts exactly these keys.
     default_options: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, objectives: tuple[Objective, ...] | None = None,
+                 constraints: tuple[Constraint, ...] | None = None, **options: Any) -> None:
+        if objectives is not None:
+            self.objectives = objectives
+        if constraints is not None:
+            self.constraints = constraints
         unknown = sorted(set(options) - set(self.default_options))
         if unknown:
             known = ", ".join(sorted(self.default_options)) or "none"

@@ -18,7 +18,6 @@ from archive_helpers import META, record  # noqa: E402
 
 from evolve.archive import Archive  # noqa: E402
 from evolve.strategies import make_strategy  # noqa: E402
-from evolve.run import _individual  # noqa: E402
 
 VALUES = st.one_of(st.sampled_from([1.0, 2.0, 3.0, math.nan, math.inf]), st.none())
 RECORDS = st.lists(
@@ -39,7 +38,7 @@ def test_archive_and_strategy_agree_on_the_front(tmp_path_factory, rows, split) 
         archive_front = {c.id for c in archive.front()}
     strategy = make_strategy("hillclimb", META.objectives)
     for c in stored:
-        strategy.add(_individual(c.id, c.source, c.result, None, 0))
+        strategy.add(c)
     best = strategy.ranker.front(strategy.population.all())
     if archive_front:
         assert {ind.id for ind in best} == archive_front

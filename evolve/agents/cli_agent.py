@@ -40,7 +40,8 @@ from typing import Any
 from evolve.agents.brief import clip, figures, goals
 from evolve.agents.events import EventTally
 from evolve.agents.process import GroupResult, run_group
-from evolve.agents.session import AgentSession, Attempt, SessionLimit, Spend
+from evolve.candidate import Candidate
+from evolve.agents.session import AgentSession, SessionLimit, Spend
 from evolve.agents.worktree import Worktree, WorktreeError
 from evolve.mutators.base import EditError
 from evolve.mutators.blocks import splice_rewrite
@@ -123,7 +124,7 @@ class CliSettings:
 class CliOutcome:
     """What one external-agent iteration produced: the re-scored attempt (or None, with why)."""
 
-    attempt: Attempt | None
+    attempt: Candidate | None
     reason: str
     claim: str
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evolve.agents.brief import figures, goals
-from evolve.agents.session import AgentSession, Attempt, Spend
+from evolve.candidate import Candidate
+from evolve.agents.session import AgentSession, Spend
 from evolve.agents.tools import TOOL_NAMES, TOOLS, Toolbox
 from evolve.llm.client import LLMClient, LLMError
 
@@ -33,7 +34,7 @@ NUDGE = "Continue with a tool call: edit and `evaluate` the program, or `submit`
 class SessionEnd:
     """How a session ended: what was submitted (None: nothing) and why it stopped."""
 
-    submitted: Attempt | None
+    submitted: Candidate | None
     summary: str
     reason: str
     turns: int

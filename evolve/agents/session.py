@@ -1,8 +1,9 @@
 """The narrow interface between the run loop and one agent iteration.
 
-The run loop offers a :class:`Host`: evaluate a program in the run's sandbox and archive it at once
-(one commit per attempt, saved with the run state, so a kill loses nothing that was evaluated),
-charge tokens and dollars to the run's budgets, say whether a run budget is spent. An
+The run loop offers a :class:`Host` (its public face, :class:`evolve.run.EvolutionRun`): evaluate a
+program in the run's sandbox and archive it at once (one commit per attempt, saved with the run
+state, so a kill loses nothing that was evaluated), charge tokens and dollars to the run's budgets,
+say whether a run budget is spent. Every attempt is a filed :class:`~evolve.candidate.Candidate`. An
 :class:`AgentSession` wraps the host for one iteration: it starts from the iteration's base (the
 current best), enforces the per-iteration limits on evaluations and tokens, never evaluates the
 same program twice, and compares every attempt with the base using the strategy's Pareto ranker.
@@ -14,33 +15,15 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from evolve.agents.notes import Notes
-from evolve.evaluation import EvalResult
+from evolve.candidate import Candidate
 from evolve.tasks import Constraint, Objective
 
 if TYPE_CHECKING:  # evolve.strategies imports this package: no import of it at module level
-    from evolve.strategies.base import Individual
+    from evolve.strategies.base import Proposal
     from evolve.strategies.ranking import Ranker
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """An evaluated program in the archive."""
-
-    id: int
-    source: str
-    result: EvalResult
-    generation: int = 0
-
-    def individual(self) -> "Individual":
-        """The strategy's view of this program (what the Pareto ranker compares)."""
-        from evolve.strategies.base import Individual
-
-        r = self.result
-        return Individual(id=self.id, metrics=r.metrics, feasible=r.feasible, violation=r.violation,
-                          status=r.status, code_length=len(self.source), generation=self.generation)
 
 
 @dataclass
@@ -64,7 +47,7 @@ class Spend:
 
 
 class Host(Protocol):
-    """What the run loop gives an agent iteration (implemented in :mod:`evolve.run`)."""
+    """What the run loop gives a strategy's step (implemented by :class:`evolve.run.EvolutionRun`)."""
 
     objectives: tuple[Objective, ...]
     constraints: tuple[Constraint, ...]
@@ -91,13 +74,20 @@ class Host(Protocol):
         """Add tokens and dollars to the run's counters at once (budgets see them)."""
 
     def evaluate(self, source: str, *, parent: int, intent: str, mutator: str, spend: Spend,
-                 extra: dict[str, Any]) -> Attempt:
+                 extra: dict[str, Any]) -> Candidate:
         """Evaluate ``source`` in the run's sandbox and archive it (with the run state)."""
 
     def reject(self, reason: str) -> None:
         """Count an iteration that produced nothing to evaluate."""
 
-    def attempt(self, cid: int) -> Attempt: ...
+    def candidate(self, cid: int) -> Candidate:
+        """The filed candidate ``cid``."""
+
+    def breed(self, propose: Callable[[random.Random], "Proposal"]) -> None:
+        """One batch: a proposal per evaluation slot, mutate, evaluate, archive with the run state."""
+
+    def checkpoint(self) -> None:
+        """Save the run state (e.g. a strategy's decisions) without adding a candidate."""
 
     def commit_sha(self, cid: int) -> str: ...
 
@@ -114,14 +104,14 @@ class AgentSession:
     """One iteration's view of the run: base program, limits, notes, what was spent and tried."""
 
     host: Host
-    base: Attempt
+    base: Candidate
     notes: Notes
     ranker: "Ranker"
     mutator: str
     iteration: int
     max_evaluations: int
     max_tokens: int | None = None
-    attempts: list[Attempt] = field(default_factory=list, init=False)
+    attempts: list[Candidate] = field(default_factory=list, init=False)
     spent: Spend = field(default_factory=Spend, init=False)
     _unbilled: Spend = field(default_factory=Spend, init=False)  # spent since the last archived attempt
 
@@ -141,12 +131,12 @@ class AgentSession:
     def evaluations_left(self) -> int:
         return self.max_evaluations - len(self.attempts)
 
-    def known(self, source: str) -> Attempt | None:
+    def known(self, source: str) -> Candidate | None:
         """The attempt (or the base) that already has exactly this source."""
         return next((a for a in [self.base, *self.attempts] if a.source == source), None)
 
     def evaluate(self, source: str, intent: str, *, parent: int | None = None,
-                 extra: dict[str, Any] | None = None) -> Attempt:
+                 extra: dict[str, Any] | None = None) -> Candidate:
         """Evaluate and archive ``source``; raises :class:`SessionLimit` when no evaluation is left."""
         if self.evaluations_left <= 0:
             raise SessionLimit(f"no evaluations left in this iteration (limit {self.max_evaluations})")
@@ -161,9 +151,9 @@ class AgentSession:
         self.attempts.append(attempt)
         return attempt
 
-    def compare(self, attempt: Attempt) -> str:
+    def compare(self, attempt: Candidate) -> str:
         """How ``attempt`` relates to the base, in words, by the Pareto ranker."""
-        a, b = attempt.individual(), self.base.individual()
+        a, b = attempt, self.base
         if self.ranker.better(a, b):
             return f"better than the base #{self.base.id}"
         if self.ranker.better(b, a):
@@ -179,9 +169,6 @@ class AgentSession:
         return path
 
 
-def best_of(attempts: list[Attempt], ranker: "Ranker") -> Attempt | None:
+def best_of(attempts: list[Candidate], ranker: "Ranker") -> Candidate | None:
     """The best of ``attempts`` by the Pareto ranker (None for no attempts)."""
-    if not attempts:
-        return None
-    best = ranker.order([a.individual() for a in attempts])[0]
-    return next(a for a in attempts if a.id == best.id)
+    return ranker.order(attempts)[0] if attempts else None

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from evolve.agents.brief import clip, failure, figures
-from evolve.agents.session import AgentSession, Attempt, SessionLimit
+from evolve.candidate import Candidate
+from evolve.agents.session import AgentSession, SessionLimit
 from evolve.mutators.base import EditError, syntax_error
 from evolve.mutators.blocks import splice_rewrite
 from evolve.mutators.diff import DiffBlock, apply_diff
@@ -66,7 +67,7 @@ class Toolbox:
         self.session = session
         self.program_name = program_name
         self.working = session.base.source
-        self.submitted: Attempt | None = None
+        self.submitted: Candidate | None = None
         self.summary = ""
         self.done = False
         self.calls: dict[str, int] = {}
@@ -163,7 +164,7 @@ class Toolbox:
                 "measured figures alone.")
 
     # --- helpers ------------------------------------------------------------------------------------
-    def _report(self, attempt: Attempt) -> str:
+    def _report(self, attempt: Candidate) -> str:
         lines = [f"attempt #{attempt.id} archived: {figures(attempt.result)}",
                  f"it is {self.session.compare(attempt)}"]
         if not attempt.result.ok:

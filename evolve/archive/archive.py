@@ -46,8 +46,9 @@ from evolve.archive import branches, messages
 from evolve.archive.branches import BEST_BRANCH, FRONT_BRANCH
 from evolve.archive.index import FIXED_SORT_KEYS, Index
 from evolve.pareto import non_dominated
-from evolve.archive.records import ArchiveError, Candidate, CandidateRecord, Checkpoint, RunMeta, Summary
+from evolve.archive.records import ArchiveError, Checkpoint, RunMeta, Summary
 from evolve.archive.store import GitStore, blob_id
+from evolve.candidate import Candidate
 
 META_REF = "refs/evolve/meta"
 STATE_REF = "refs/evolve/state"
@@ -144,8 +145,8 @@ class Archive:
         return self._index.path
 
     # --- writing ------------------------------------------------------------------------------
-    def add_batch(self, records: Sequence[CandidateRecord], state: dict[str, Any]) -> list[Candidate]:
-        """Archive ``records`` (ids assigned in order) and save ``state`` for resuming, all or
+    def add_batch(self, records: Sequence[Candidate], state: dict[str, Any]) -> list[Candidate]:
+        """Archive ``records`` (unfiled candidates; ids assigned in order) and save ``state`` for resuming, all or
         nothing. A record's parents must be earlier ids (earlier in the batch is fine)."""
         self._become_writer()
         state_json = _json_bytes(state, "state")
@@ -177,13 +178,13 @@ class Archive:
             self._publish()
         return added
 
-    def _write_candidate(self, record: CandidateRecord, id: int, batch: list[Candidate]) -> Candidate:
+    def _write_candidate(self, record: Candidate, id: int, batch: list[Candidate]) -> Candidate:
         parents = []
         for p in record.parents:
             if not (isinstance(p, int) and 0 <= p < id):
                 raise ArchiveError(f"candidate #{id}: parent {p!r} is not an earlier candidate id")
             parents.append(self._shas[p] if p < len(self._shas) else batch[p - len(self._shas)].sha)
-        draft = Candidate.new(record, id=id, sha="", created_at=time.time())
+        draft = record.filed_as(id=id, sha="", created_at=time.time())
         document = _json_bytes(draft.document(), f"candidate #{id}")
         tree = self._store.tree({self.meta.program_file: self._store.blob(record.source.encode()),
                                  "metrics.json": self._store.blob(document)})

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from evolve.archive.records import Candidate
+from evolve.candidate import Candidate
 
 SCHEMA_VERSION = "1"
 

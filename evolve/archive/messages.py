@@ -12,7 +12,8 @@ import math
 import re
 from typing import Any
 
-from evolve.archive.records import Candidate, RunMeta
+from evolve.archive.records import RunMeta
+from evolve.candidate import Candidate
 
 
 def trailer_key(name: str) -> str:

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evolve.config import ConfigError, RunConfig, parse_config, resolve_objectives
-from evolve.tasks import Constraint, Objective, TaskError, get_task
+from evolve.tasks import Constraint, Objective, TaskError, task_class
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 BudgetKind = Literal["evaluations", "tokens", "cost_usd", "wall_s"]
@@ -210,8 +210,8 @@ def spends_tokens(cfg: RunConfig) -> bool:
 
 def _objectives(cfg: RunConfig, source: str) -> tuple[Objective, ...]:
     try:
-        return resolve_objectives(cfg, get_task(cfg.task.name, **cfg.task.options).objectives)
-    except TaskError as exc:  # pragma: no cover - parse_config has already built this task
+        return resolve_objectives(cfg, task_class(cfg.task.name).objectives)
+    except TaskError as exc:  # pragma: no cover - parse_config has already checked this task
         raise ConfigError(f"{source}: base.task: {exc}") from None
 
 

@@ -10,7 +10,7 @@ import inspect
 from typing import Any
 
 from evolve.llm.client import LLMClient
-from evolve.mutators.base import EditError, Mutation, MutationContext, Mutator, ProgramView
+from evolve.mutators.base import EditError, Mutation, MutationContext, Mutator
 from evolve.mutators.llm import LLMDiffMutator, LLMRewriteMutator
 from evolve.mutators.numeric import NumericMutator, RandomMutator
 
@@ -62,5 +62,5 @@ def _needs_llm(cls: type[Mutator]) -> bool:
 
 __all__ = [
     "EditError", "LLMDiffMutator", "LLMRewriteMutator", "MUTATORS", "Mutation", "MutationContext",
-    "Mutator", "NumericMutator", "ProgramView", "RandomMutator", "check_mutator", "make_mutator",
+    "Mutator", "NumericMutator", "RandomMutator", "check_mutator", "make_mutator",
 ]

@@ -15,26 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evolve import pyast
+from evolve.candidate import Candidate
 from evolve.tasks import Constraint, Objective
 
 
-@dataclass
-class ProgramView:
-    """What a mutator may know about a program in the archive."""
-
-    id: str
-    source: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    status: str = "ok"
-    feasible: bool = False
-    error: str | None = None
-    traceback: str | None = None
-
-
-@dataclass
+@dataclass(frozen=True)
 class MutationContext:
-    parent: ProgramView
-    inspirations: list[ProgramView] = field(default_factory=list)
+    """What a mutator may know: the filed parent and inspirations, the goals, the recent history."""
+
+    parent: Candidate
+    inspirations: list[Candidate] = field(default_factory=list)
     objectives: tuple[Objective, ...] = ()
     constraints: tuple[Constraint, ...] = ()
     task_description: str = ""
@@ -42,8 +32,10 @@ class MutationContext:
     rng: random.Random = field(default_factory=random.Random)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Mutation:
+    """A mutator's answer: a child's source (not yet judged), or a rejection with its reason."""
+
     source: str | None  # None: rejected before evaluation, reason in ``error``
     mutator: str
     description: str = ""  # one human-readable line saying what changed

@@ -25,12 +25,12 @@ import re
 
 from evolve.llm.client import Completion, LLMClient, LLMRequestError
 from evolve.llm.local import LocalLLMClient
+from evolve.candidate import Candidate
 from evolve.mutators.base import (
     EditError,
     Mutation,
     MutationContext,
     Mutator,
-    ProgramView,
     same_code,
     syntax_error,
 )
@@ -96,7 +96,7 @@ MAX_STRICT_REGION_LINES = 40
 
 
 # --- prompt --------------------------------------------------------------------------------------
-def _metrics(view: ProgramView) -> str:
+def _metrics(view: Candidate) -> str:
     shown = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(view.metrics.items()))
     status = f"status {view.status}" + ("" if view.status != "ok" else ", feasible" if view.feasible else ", infeasible")
     return f"{shown} ({status})" if shown else status
@@ -112,17 +112,17 @@ def _goals(ctx: MutationContext) -> str:
     return "\n".join(lines)
 
 
-def _failure(view: ProgramView) -> str:
-    if view.status == "ok" or not (view.error or view.traceback):
+def _failure(view: Candidate) -> str:
+    if view.status == "ok" or not (view.result.error or view.result.traceback):
         return ""
-    text = f"It failed: {view.error}\n" if view.error else "It failed.\n"
-    if view.traceback:
-        tail = "\n".join(view.traceback.strip().splitlines()[-MAX_TRACEBACK_LINES:])
+    text = f"It failed: {view.result.error}\n" if view.result.error else "It failed.\n"
+    if view.result.traceback:
+        tail = "\n".join(view.result.traceback.strip().splitlines()[-MAX_TRACEBACK_LINES:])
         text += f"```\n{tail}\n```\n"
     return text
 
 
-def _inspiration(parent: ProgramView, other: ProgramView) -> str:
+def _inspiration(parent: Candidate, other: Candidate) -> str:
     diff = list(difflib.unified_diff(
         parent.source.splitlines(), other.source.splitlines(), "current", f"program {other.id}", n=2, lineterm="",
     ))
@@ -184,7 +184,7 @@ def build_messages(ctx: MutationContext, mode: str, *, strict: bool = False, max
     parent = ctx.parent
     program = f"```python\n{parent.source.rstrip()}\n```\n"
     if strict:
-        failed = f"It failed: {parent.error}\n" if parent.status != "ok" and parent.error else ""
+        failed = f"It failed: {parent.result.error}\n" if parent.status != "ok" and parent.result.error else ""
         user = (
             f"{ctx.task_description.strip()}\n{_goals(ctx)}\n\n"
             f"Current program ({_metrics(parent)}):\n{program}{failed}\n{_strict_instructions(ctx, mode, max_inspirations)}"

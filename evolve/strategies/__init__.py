@@ -1,24 +1,38 @@
-"""Search strategies: which candidates to mutate next. ``make_strategy(name, objectives, params)``."""
+"""Search strategies: what the run does next. ``make_strategy(name, objectives, params)``.
+
+Exports are lazy: the Pareto ranker and the population strategies import neither the agent
+machinery nor an LLM client; only the ``agent``/``agent-cli`` strategies do, when built.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from evolve.strategies.agent import AgentStrategy, CliAgent, ToolAgent
-from evolve.strategies.base import Individual, Proposal, Strategy, StrategyError
-from evolve.strategies.hillclimb import HillClimb
-from evolve.strategies.islands import Islands
-from evolve.strategies.random_search import RandomSearch
+from evolve.strategies.base import Proposal, Strategy, StrategyError
 from evolve.tasks import Objective
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (Islands, HillClimb, RandomSearch, ToolAgent, CliAgent)}
+#: The one list of strategy names: name -> "module:class" (imported when the strategy is built).
+STRATEGIES: dict[str, str] = {
+    "islands": "evolve.strategies.islands:Islands",
+    "hillclimb": "evolve.strategies.hillclimb:HillClimb",
+    "random": "evolve.strategies.random_search:RandomSearch",
+    "agent": "evolve.strategies.agent:ToolAgent",
+    "agent-cli": "evolve.strategies.agent:CliAgent",
+}
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The Strategy subclass registered as ``name``; raises :class:`StrategyError` for another name."""
+    if name not in STRATEGIES:
+        raise StrategyError(f"unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})")
+    module, _, cls = STRATEGIES[name].partition(":")
+    found: type[Strategy] = getattr(importlib.import_module(module), cls)
+    return found
 
 
 def make_strategy(name: str, objectives: tuple[Objective, ...], params: dict[str, Any] | None = None) -> Strategy:
-    if name not in STRATEGIES:
-        raise StrategyError(f"unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})")
-    return STRATEGIES[name](objectives, params)
+    return strategy_class(name)(objectives, params)
 
 
-__all__ = ["AgentStrategy", "Individual", "Proposal", "Strategy", "StrategyError", "STRATEGIES", "make_strategy"]
+__all__ = ["Proposal", "STRATEGIES", "Strategy", "StrategyError", "make_strategy", "strategy_class"]

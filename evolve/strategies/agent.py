@@ -1,7 +1,7 @@
 """Agent baselines: ``agent`` (our tool-calling loop) and ``agent-cli`` (an external coding agent).
 
 They answer "does population search beat a coding agent in a loop?" on equal terms: same sandbox,
-same archive, same budgets. Instead of batches the run loop calls :meth:`AgentStrategy.iterate`.
+same archive, same budgets. Their :meth:`~AgentStrategy.step` is one iteration instead of a batch.
 An iteration starts from the *current best* (a member of the Pareto front, kept across iterations),
 lets the agent make evaluated attempts (each archived as it happens), and ends by keep/revert as in
 hill climbing: the iteration's candidate (the submitted program, else its best attempt) becomes the
@@ -28,7 +28,8 @@ from evolve.agents.cli_agent import (
 )
 from evolve.agents.loop import run_session
 from evolve.agents.notes import Notes
-from evolve.agents.session import AgentSession, Attempt, Host, best_of
+from evolve.candidate import Candidate
+from evolve.agents.session import AgentSession, Host, best_of
 from evolve.strategies.base import Proposal, Strategy, StrategyError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -47,23 +48,21 @@ class AgentStrategy(Strategy):
         self.open: dict[str, int] | None = None  # the iteration in progress: number, base, first attempt id
         self.tally = {"kept": 0, "reverted": 0, "empty": 0}
 
-    # --- the run loop's interface -----------------------------------------------------------------
-    def preflight(self) -> None:
-        """Check what the strategy needs outside evolve, before a run creates anything."""
-
+    # --- the run loop's protocol -----------------------------------------------------------------
     def propose(self, rng: random.Random) -> Proposal:
-        """The base of the next iteration (agents are driven by :meth:`iterate`, not by proposals)."""
+        """The base of the next iteration (agents are driven by :meth:`step`, not by proposals)."""
         front = self.ranker.front(self.population.all())
         ids = [ind.id for ind in front]
         parent = self.best if self.best in ids else rng.choice(ids)
         return Proposal(parents=(parent,), generation=self.population.members[parent].generation + 1)
 
-    def iterate(self, host: Host) -> None:
-        """One iteration: choose the base, let the agent work, keep or revert."""
+    def step(self, host: Host) -> None:
+        """One iteration: choose the base, let the agent work, keep or revert; then a checkpoint
+        that saves what it decided (the current best, the notes)."""
         if self.open is not None:
             self._close(host, self._open_attempts(host), None, "cut short by an interrupt; closed on resume", "")
         self.best = self.propose(host.rng).parents[0]
-        base = host.attempt(self.best)
+        base = host.candidate(self.best)
         self.iteration += 1
         self.open = {"iteration": self.iteration, "base": base.id, "first_id": host.next_id}
         session = AgentSession(host, base, self.notes, self.ranker, self.name, self.iteration,
@@ -71,6 +70,7 @@ class AgentStrategy(Strategy):
                                max_tokens=self.params.get("tokens_per_iteration"))
         submitted, reason, claim = self._run(session)
         self._close(host, session.attempts, submitted, reason, claim)
+        host.checkpoint()
 
     def get_state(self) -> dict[str, Any]:
         return {"iteration": self.iteration, "best": self.best, "notes": self.notes.to_dict(),
@@ -85,17 +85,17 @@ class AgentStrategy(Strategy):
 
     # --- for subclasses -------------------------------------------------------------------------------
     @abstractmethod
-    def _run(self, session: AgentSession) -> tuple[Attempt | None, str, str]:
+    def _run(self, session: AgentSession) -> tuple[Candidate | None, str, str]:
         """Let the agent work; returns (submitted attempt or None, why it stopped, what it claimed)."""
 
     # --- keep / revert ----------------------------------------------------------------------------------
-    def _open_attempts(self, host: Host) -> list[Attempt]:
+    def _open_attempts(self, host: Host) -> list[Candidate]:
         assert self.open is not None
-        return [host.attempt(i) for i in range(self.open["first_id"], host.next_id)]
+        return [host.candidate(i) for i in range(self.open["first_id"], host.next_id)]
 
-    def _close(self, host: Host, attempts: list[Attempt], submitted: Attempt | None, reason: str, claim: str) -> None:
+    def _close(self, host: Host, attempts: list[Candidate], submitted: Candidate | None, reason: str, claim: str) -> None:
         assert self.open is not None
-        number, base = self.open["iteration"], host.attempt(self.open["base"])
+        number, base = self.open["iteration"], host.candidate(self.open["base"])
         said = f"; the agent said (unverified): {clip(claim, 160)}" if claim else ""
         head = f"iteration {number} from #{base.id} ({figures(base.result)})"
         candidate = submitted or best_of(attempts, self.ranker)
@@ -133,7 +133,7 @@ class ToolAgent(AgentStrategy):
         _positive_int_or_none(self, "tokens_per_iteration")
         self.evaluations_per_iteration = self.params["evaluations_per_iteration"]
 
-    def _run(self, session: AgentSession) -> tuple[Attempt | None, str, str]:
+    def _run(self, session: AgentSession) -> tuple[Candidate | None, str, str]:
         host = session.host
         if host.llm is None:
             raise StrategyError("strategy 'agent' needs an LLM (configure the llm section)")
@@ -179,6 +179,6 @@ class CliAgent(AgentStrategy):
             hint = f" (install the Codex CLI: npm install -g @openai/codex@{CODEX_VERSION})" if program == "codex" else ""
             raise StrategyError(f"strategy 'agent-cli': command {program!r} not found{hint}")
 
-    def _run(self, session: AgentSession) -> tuple[Attempt | None, str, str]:
+    def _run(self, session: AgentSession) -> tuple[Candidate | None, str, str]:
         outcome = run_cli_iteration(session, self.settings)
         return outcome.attempt, outcome.reason, outcome.claim

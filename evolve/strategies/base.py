@@ -1,9 +1,15 @@
-"""The strategy interface: which parents to mutate next, given everything evaluated so far.
+"""The strategy interface: what the run does next, given everything evaluated so far.
 
-A strategy sees every evaluated candidate as an :class:`Individual` (added in archive order) and
-answers :meth:`Strategy.propose` with a :class:`Proposal`. Its state is a deterministic function of
-the sequence of ``add`` calls and the run's RNG, so a resumed run rebuilds it by replaying the
-archive; selection is multi-objective (Pareto), never a single scalar.
+The run loop knows one protocol and no strategy type: it calls :meth:`Strategy.preflight` once,
+:meth:`Strategy.add` with every filed :class:`~evolve.candidate.Candidate` (in archive order), and
+:meth:`Strategy.step` with itself as the :class:`~evolve.agents.session.Host` until a budget is
+spent; :meth:`get_state`/:meth:`set_state` ride in every checkpoint.
+
+A population strategy (islands, hill climbing, random) answers :meth:`propose` with a
+:class:`Proposal`, and its step is one batch (``host.breed(self.propose)``). Its state is a
+deterministic function of the ``add`` calls and the run's RNG, so a resumed run rebuilds it by
+replaying the archive. An agent strategy overrides :meth:`step` (one agent iteration). Selection is
+multi-objective (Pareto), never a single scalar.
 """
 
 from __future__ import annotations
@@ -11,28 +17,18 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from evolve.candidate import Candidate
 from evolve.strategies.ranking import Ranker
 from evolve.tasks import Objective
+
+if TYPE_CHECKING:  # the agents' host protocol; no import of the agent machinery at run time
+    from evolve.agents.session import Host
 
 
 class StrategyError(ValueError):
     """A bad strategy parameter; the message is one line."""
-
-
-@dataclass(frozen=True)
-class Individual:
-    """What a strategy knows about one evaluated candidate."""
-
-    id: int
-    metrics: dict[str, float]
-    feasible: bool
-    violation: float
-    status: str
-    code_length: int
-    island: int | None = None
-    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -49,15 +45,15 @@ class Proposal:
 class Population:
     """All individuals by id, in order of addition."""
 
-    members: dict[int, Individual] = field(default_factory=dict)
+    members: dict[int, Candidate] = field(default_factory=dict)
 
-    def add(self, ind: Individual) -> None:
+    def add(self, ind: Candidate) -> None:
         self.members[ind.id] = ind
 
     def __len__(self) -> int:
         return len(self.members)
 
-    def all(self) -> list[Individual]:
+    def all(self) -> list[Candidate]:
         return list(self.members.values())
 
 
@@ -80,7 +76,7 @@ class Strategy(ABC):
     def validate(self) -> None:
         """Raise :class:`StrategyError` for a bad parameter value."""
 
-    def add(self, ind: Individual) -> None:
+    def add(self, ind: Candidate) -> None:
         """Record an evaluated candidate (seeds first, then children in archive order)."""
         self.population.add(ind)
 
@@ -88,8 +84,23 @@ class Strategy(ABC):
     def propose(self, rng: random.Random) -> Proposal:
         """Choose the next parent(s) and inspirations."""
 
+    # --- the run loop's protocol -------------------------------------------------------------
+    def preflight(self) -> None:
+        """Check what the strategy needs outside evolve, before a run creates anything."""
+
+    def step(self, host: "Host") -> None:
+        """One unit of work; a population strategy's is one batch of proposals."""
+        host.breed(self.propose)
+
+    def get_state(self) -> dict[str, Any]:
+        """What a resumed run cannot rebuild by replaying the archive (JSON-able)."""
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+
     # --- helpers shared by strategies ------------------------------------------------------
-    def _inspirations(self, rng: random.Random, pool: list[Individual], exclude: int, k: int) -> tuple[int, ...]:
+    def _inspirations(self, rng: random.Random, pool: list[Candidate], exclude: int, k: int) -> tuple[int, ...]:
         choices = [ind.id for ind in pool if ind.id != exclude]
         rng.shuffle(choices)
         return tuple(choices[:k])

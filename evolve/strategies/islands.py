@@ -14,7 +14,8 @@ import math
 import random
 from typing import Any
 
-from evolve.strategies.base import Individual, Proposal, Strategy, StrategyError
+from evolve.candidate import Candidate
+from evolve.strategies.base import Proposal, Strategy, StrategyError
 from evolve.tasks import Objective
 
 Cell = tuple[int, ...]
@@ -64,7 +65,7 @@ class Islands(Strategy):
         return StrategyError(f"strategy 'islands': {msg}")
 
     # --- population --------------------------------------------------------------------------
-    def add(self, ind: Individual) -> None:
+    def add(self, ind: Candidate) -> None:
         super().add(ind)
         targets = range(len(self.members)) if ind.island is None else [ind.island % len(self.members)]
         for i in targets:
@@ -73,7 +74,7 @@ class Islands(Strategy):
                 self.generations[i] += 1
         self._maybe_migrate()
 
-    def _place(self, island: int, ind: Individual) -> None:
+    def _place(self, island: int, ind: Candidate) -> None:
         if ind.id not in self.members[island]:
             self.members[island].append(ind.id)
         cell = self.cell(ind)
@@ -84,7 +85,7 @@ class Islands(Strategy):
         if incumbent is None or self.ranker.better(ind, self.population.members[incumbent]):
             grid[cell] = ind.id
 
-    def cell(self, ind: Individual) -> Cell | None:
+    def cell(self, ind: Candidate) -> Cell | None:
         """The grid cell of ``ind``, or None when a feature is missing (e.g. a crashed candidate)."""
         values = []
         for f in self.features:

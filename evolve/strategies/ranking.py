@@ -8,30 +8,28 @@ individual without a point (an objective missing or NaN) ranks with the infeasib
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
+from evolve.candidate import Candidate
 from evolve.pareto import crowding_distance, non_dominated_sort, point
 from evolve.tasks import Objective
-
-if TYPE_CHECKING:
-    from evolve.strategies.base import Individual
 
 
 class Ranker:
     def __init__(self, objectives: tuple[Objective, ...]) -> None:
         self.objectives = objectives
 
-    def point(self, ind: "Individual") -> tuple[float, ...]:
+    def point(self, ind: Candidate) -> tuple[float, ...]:
         """The individual's objectives, all oriented for minimisation (only for a usable one)."""
         p = point(ind.metrics, self.objectives)
         assert p is not None, "point() of an individual without one"
         return p
 
-    def usable(self, ind: "Individual") -> bool:
+    def usable(self, ind: Candidate) -> bool:
         """May ``ind`` be on a front: feasible, with every objective present and not NaN."""
         return ind.feasible and point(ind.metrics, self.objectives) is not None
 
-    def front(self, pool: Sequence["Individual"]) -> list["Individual"]:
+    def front(self, pool: Sequence[Candidate]) -> list[Candidate]:
         """The best group: the feasible non-dominated set, or, with no feasible member, the
         individuals of least violation (ties kept, so neutral variants can drift)."""
         feasible = [ind for ind in pool if self.usable(ind)]
@@ -44,11 +42,11 @@ class Ranker:
         least = min(ind.violation for ind in evaluated)
         return [ind for ind in evaluated if ind.violation == least]
 
-    def order(self, pool: Sequence["Individual"]) -> list["Individual"]:
+    def order(self, pool: Sequence[Candidate]) -> list[Candidate]:
         """All of ``pool`` from best to worst."""
         feasible = [ind for ind in pool if self.usable(ind)]
         rest = sorted((ind for ind in pool if not self.usable(ind)), key=lambda ind: (ind.status != "ok", ind.violation, ind.id))
-        ordered: list[Individual] = []
+        ordered: list[Candidate] = []
         if feasible:
             points = [self.point(ind) for ind in feasible]
             for front in non_dominated_sort(points):
@@ -57,7 +55,7 @@ class Ranker:
                 ordered.extend(feasible[i] for i, _ in ranked)
         return ordered + rest
 
-    def better(self, a: "Individual", b: "Individual") -> bool:
+    def better(self, a: Candidate, b: Candidate) -> bool:
         """Does ``a`` beat ``b`` outright (used for cell elites and acceptance)?"""
         ua, ub = self.usable(a), self.usable(b)
         if ua != ub:

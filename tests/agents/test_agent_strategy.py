@@ -48,7 +48,7 @@ def test_a_session_reads_edits_evaluates_takes_notes_and_submits(tmp_path: Path)
     # notes carried into the next iteration, and the kept attempt is its base
     assert "The current best program is #1" in seen[5]["messages"][1]["content"]
     assert "iteration 1: halfway helped" in seen[5]["messages"][1]["content"]
-    agent = state(run)["agent"]
+    agent = state(run)["strategy"]
     assert agent["best"] == 3 and agent["tally"] == {"kept": 3, "reverted": 0, "empty": 0}
     assert [line.split(" -> ")[1][:4] for line in agent["notes"]["journal"]] == ["kept"] * 3
     assert "best attempt #3" in agent["notes"]["journal"][2] and "evaluation budget spent" in agent["notes"]["journal"][2]
@@ -77,7 +77,7 @@ def test_a_worse_submission_is_reverted_and_the_next_iteration_starts_from_the_b
     assert [c.parents for c in cands[1:]] == [(0,), (1,), (1,)]  # #3 starts from #1: #2 was reverted
     assert cands[2].metrics["error"] > cands[1].metrics["error"]
     assert "The current best program is #1" in firsts[2]
-    journal = state(run)["agent"]["notes"]["journal"]
+    journal = state(run)["strategy"]["notes"]["journal"]
     assert [" -> kept" in j for j in journal] == [True, False, True] and "-> reverted" in journal[1]
 
 
@@ -99,7 +99,7 @@ def test_the_model_s_claims_are_ignored(tmp_path: Path) -> None:
     assert attempt.status == "error" and not attempt.feasible and attempt.metrics == {}
     report = tool_results(bodies[2])[1]
     assert "status error" in report and "ZeroDivisionError" in report and "ignored unknown argument: metrics" in report
-    agent = state(run)["agent"]
+    agent = state(run)["strategy"]
     assert agent["best"] == 0 and agent["tally"]["reverted"] == 2
     assert "-> reverted" in agent["notes"]["journal"][0] and "(unverified): error 0.0" in agent["notes"]["journal"][0]
 
@@ -137,7 +137,7 @@ def test_bad_tool_calls_cost_turns_not_the_run(tmp_path: Path) -> None:
                                                 "iteration (limit 1)); submitted #1")
     first = candidates(run)[1]
     assert '"""Seed for the toy task' in first.source and first.metrics["error"] < candidates(run)[0].metrics["error"]
-    assert "-> kept" in state(run)["agent"]["notes"]["journal"][0]
+    assert "-> kept" in state(run)["strategy"]["notes"]["journal"][0]
 
 
 def test_turn_and_evaluation_limits_of_an_iteration(tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_turn_and_evaluation_limits_of_an_iteration(tmp_path: Path) -> None:
     assert bodies[5]["messages"][-1]["role"] == "user"  # a reply without a tool call gets a nudge
     assert "Continue with a tool call" in bodies[5]["messages"][-1]["content"]
     assert outcome.counters.evaluations == 4
-    journal = state(run)["agent"]["notes"]["journal"]
+    journal = state(run)["strategy"]["notes"]["journal"]
     assert all("best attempt" in j and "turn limit reached (6)" in j for j in journal[:2])
 
 
@@ -171,7 +171,7 @@ def test_token_limits_end_sessions_and_the_token_budget_ends_the_run(tmp_path: P
         run, outcome = execute(data)
         requests = len(server.requests)
     assert "token budget spent" in outcome.stop_reason
-    journal = state(run)["agent"]["notes"]["journal"]
+    journal = state(run)["strategy"]["notes"]["journal"]
     assert len(journal) == requests  # one turn per iteration: the iteration's token limit ended each
     assert all("nothing evaluated (token limit of the iteration reached" in j for j in journal[:-1])
     assert outcome.counters.rejected == requests and outcome.counters.evaluations == 1
@@ -204,12 +204,12 @@ def test_an_interrupted_iteration_is_closed_on_resume_and_notes_survive(tmp_path
         data["budget"] = {"max_evaluations": 10}
         run, outcome = execute(data)
         assert outcome.interrupted and len(candidates(run)) == 3
-        assert state(run)["agent"]["open"] == {"iteration": 2, "base": 1, "first_id": 2}
+        assert state(run)["strategy"]["open"] == {"iteration": 2, "base": 1, "first_id": 2}
         data["budget"] = {"max_evaluations": 4}
         run, outcome = execute(data, resume=True)
     assert not outcome.interrupted and outcome.counters.evaluations == 4
     assert "NOTE-ONE" in firsts[-1] and "The current best program is #2" in firsts[-1]
-    journal = state(run)["agent"]["notes"]["journal"]
+    journal = state(run)["strategy"]["notes"]["journal"]
     assert "cut short by an interrupt" in journal[1] and "#2" in journal[1] and "-> kept" in journal[1]
     assert [c.parents for c in candidates(run)[1:]] == [(0,), (1,), (2,)]
 

@@ -55,7 +55,7 @@ def test_improve_is_kept_break_is_reverted_and_files_outside_are_discarded(tmp_p
     assert tree == ["metrics.json", "program.py"]
     assert not (run.scratch / "agent-worktree").exists() and not (run.scratch / "agent-home").exists()
     # keep / revert, and the journal says what was measured
-    agent = state(run)["agent"]
+    agent = state(run)["strategy"]
     assert agent["best"] == 3 and agent["tally"] == {"kept": 2, "reverted": 1, "empty": 0}
     assert "-> reverted" in agent["notes"]["journal"][1] and "(unverified): Done" in agent["notes"]["journal"][1]
     # tokens from the JSONL events: three iterations of one turn each
@@ -98,7 +98,7 @@ def test_token_limits_stop_a_spending_agent_as_it_reports_usage(tmp_path: Path) 
     c = outcome.counters
     assert "token budget spent" in outcome.stop_reason and c.evaluations == 1
     assert c.prompt_tokens % 1200 == 0 and 5000 <= c.tokens <= 5000 + 3 * 1280
-    journal = state(run)["agent"]["notes"]["journal"]
+    journal = state(run)["strategy"]["notes"]["journal"]
     assert "stopped (token limit of the iteration reached" in journal[0] and "program unchanged" in journal[0]
     assert c.rejected == len(journal) == 2
 
@@ -110,7 +110,7 @@ def test_the_prompt_s_evaluate_command_works_and_the_environment_is_scrubbed(tmp
     data = cli_config(tmp_path, "check,env,improve", env=["EVOLVE_TEST_PASSED"])
     data["budget"] = {"max_evaluations": 2}
     run, _ = execute(data)
-    check, env, improved = state(run)["agent"]["notes"]["journal"]
+    check, env, improved = state(run)["strategy"]["notes"]["journal"]
     assert "evaluate exit 0: toy: ok" in check and "program unchanged" in check
     names = env.split("names=")[1].split(",")
     assert "EVOLVE_TEST_PASSED" in names and "OPENAI_API_KEY" not in names and "PATH" in names
@@ -126,7 +126,7 @@ def test_git_commands_of_the_agent_never_reach_the_archive(tmp_path: Path) -> No
     missing = subprocess.run(["git", "cat-file", "-e", hack], cwd=run.archive_dir, capture_output=True)
     assert missing.returncode != 0  # the agent's commit lives in the scratch repository only
     with Archive.open(run.archive_dir) as archive:
-        assert [c.id for c in archive.candidates()] == [0, 1, 2] and archive.state()["agent"]["best"] == 2
+        assert [c.id for c in archive.candidates()] == [0, 1, 2] and archive.state()["strategy"]["best"] == 2
 
 
 def test_interrupt_kills_the_agent_and_resume_continues_with_the_notes(tmp_path: Path) -> None:
@@ -151,7 +151,7 @@ def test_interrupt_kills_the_agent_and_resume_continues_with_the_notes(tmp_path:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     with Archive.open(tmp_path / "runs/agent/archive") as archive:
-        cands, agent = archive.candidates(), archive.state()["agent"]
+        cands, agent = archive.candidates(), archive.state()["strategy"]
     assert [c.parents for c in cands] == [(), (0,), (1,), (2,)]
     # iteration 2 archived nothing before the interrupt: it runs again after the saved iteration 1
     assert [j.split(" from")[0] for j in agent["notes"]["journal"]] == ["iteration 1", "iteration 2", "iteration 3"]
@@ -195,4 +195,4 @@ def test_real_codex_one_iteration(tmp_path: Path) -> None:
                                              "-C", "{workdir}", "{prompt}"]
     data["budget"] = {"max_evaluations": 2, "max_wall_s": 900}
     run, outcome = execute(data)
-    assert outcome.counters.prompt_tokens > 0 and state(run)["agent"]["notes"]["journal"]
+    assert outcome.counters.prompt_tokens > 0 and state(run)["strategy"]["notes"]["journal"]

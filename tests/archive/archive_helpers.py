@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from evolve.archive import CandidateRecord, RunMeta
+from evolve.archive import RunMeta
+from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.tasks import Constraint, Objective
 
@@ -21,7 +22,7 @@ META = RunMeta(
 
 
 def record(params: float | None = 10, rss: float = 20.0, accuracy: float = 1.0, *,
-           status: str = "ok", source: str | None = None, **fields: Any) -> CandidateRecord:
+           status: str = "ok", source: str | None = None, **fields: Any) -> Candidate:
     """A record whose feasibility follows META's constraint, as ``evaluate`` would set it."""
     metrics = {"accuracy": accuracy, "peak_rss_mib": rss}
     if params is not None:
@@ -32,5 +33,5 @@ def record(params: float | None = 10, rss: float = 20.0, accuracy: float = 1.0, 
                         violation=ACCURACY.violation(metrics) if ok else math.inf,
                         error=None if ok else "RuntimeError: boom", wall_s=0.5)
     fields.setdefault("description", f"params={params} rss={rss} acc={accuracy}")
-    return CandidateRecord(source=source or f"PARAMS = {params!r}\nRSS = {rss!r}\n", result=result,
+    return Candidate(source=source or f"PARAMS = {params!r}\nRSS = {rss!r}\n", result=result,
                            **fields)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evolve.archive import Archive, CandidateRecord, RunMeta
+from evolve.archive import Archive, RunMeta
+from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.tasks import Constraint, Objective
 
@@ -14,7 +15,7 @@ LIMIT = Constraint("error", "<=", 12.0)
 OBJECTIVES = (Objective("error", "min"), Objective("chars", "min", "chars"))
 
 
-def record(point: tuple[float, float] | None, parent: int | None, tokens: int = 0) -> CandidateRecord:
+def record(point: tuple[float, float] | None, parent: int | None, tokens: int = 0) -> Candidate:
     """A candidate at ``(error, chars)``, infeasible when error > 12; None is a crash."""
     if point is None:
         result = EvalResult(status="error", error="RuntimeError: boom")
@@ -23,7 +24,7 @@ def record(point: tuple[float, float] | None, parent: int | None, tokens: int = 
         result = EvalResult(status="ok", metrics=metrics, feasible=LIMIT.satisfied(metrics),
                             violation=LIMIT.violation(metrics), wall_s=0.1)
     source = f"values = {list(point) if point else None!r}\nprint(values)\n"
-    return CandidateRecord(source=source, result=result, parents=() if parent is None else (parent,),
+    return Candidate(source=source, result=result, parents=() if parent is None else (parent,),
                            mutator="seed" if parent is None else "numeric", prompt_tokens=tokens,
                            description=f"point {point}")
 

@@ -8,7 +8,9 @@ import pytest
 
 from evolve.llm import LLMClient, LLMError, ModelSpec
 from evolve.mutators import make_mutator
-from evolve.mutators.base import MutationContext, ProgramView
+from evolve.candidate import Candidate
+from evolve.evaluation import EvalResult
+from evolve.mutators.base import MutationContext
 from evolve.mutators.llm import build_messages
 from evolve.tasks import Constraint, Objective
 from evolve.testing import FakeLLMServer, HTTPFault, Reply, server_error
@@ -47,10 +49,16 @@ def build(width=4):
 That should help."""
 
 
+def program(source: str) -> Candidate:
+    return Candidate(id=1, source=source, result=EvalResult("ok"))
+
+
 def context(seed: int = 0, **kw) -> MutationContext:
-    parent = ProgramView("p7", PARENT, {"params": 4.0, "accuracy": 0.5}, "error", False,
-                         "RuntimeError: shape mismatch", "Traceback (most recent call last):\n  File \"x.py\", line 3\nRuntimeError: shape mismatch")
-    inspiration = ProgramView("p3", PARENT.replace("math.sqrt(width)", "2.0"), {"params": 4.0, "accuracy": 0.9}, "ok", False)
+    parent = Candidate(id=7, source=PARENT, result=EvalResult(
+        "error", {"params": 4.0, "accuracy": 0.5}, error="RuntimeError: shape mismatch",
+        traceback="Traceback (most recent call last):\n  File \"x.py\", line 3\nRuntimeError: shape mismatch"))
+    inspiration = Candidate(id=3, source=PARENT.replace("math.sqrt(width)", "2.0"),
+                            result=EvalResult("ok", {"params": 4.0, "accuracy": 0.9}))
     defaults = dict(
         parent=parent, inspirations=[inspiration], objectives=(Objective("params", "min", "count"), Objective("accuracy", "max")),
         constraints=(Constraint.parse("accuracy >= 0.99"),), task_description="Add two numbers with a tiny transformer.",
@@ -76,7 +84,7 @@ def test_llm_diff_end_to_end() -> None:
     assert m.meta["cached"] is False and m.meta["reply"] == DIFF_REPLY
     for fragment in ["Add two numbers with a tiny transformer.", "minimise params (count), maximise accuracy",
                      "accuracy >= 0.99", "accuracy=0.5 params=4 (status error)", "RuntimeError: shape mismatch",
-                     "### Program p3: accuracy=0.9", "+    scale = 2.0", "- #6 llm-diff: tried caching -> error",
+                     "### Program 3: accuracy=0.9", "+    scale = 2.0", "- #6 llm-diff: tried caching -> error",
                      "<<<<<<< SEARCH\ndef mean(values):", "# EVOLVE-BLOCK-START", PARENT.rstrip()]:
         assert fragment in prompt, fragment
 
@@ -116,9 +124,9 @@ def test_llm_rewrite_of_an_unmarked_program_re_adds_dropped_imports() -> None:
     reply = "```python\ndef f(x):\n    return math.sqrt(x) * 2\n```"
     with FakeLLMServer([reply, "```python\ndef f(x):\n    return math.sqrt(x)\n```", "```python\ndef f(:\n```"]) as server, llm(server) as client:
         mutator = make_mutator("llm-rewrite", llm=client)
-        made = mutator.mutate(context(parent=ProgramView("a", parent)))
-        same = mutator.mutate(context(1, parent=ProgramView("a", "import math\n\n\ndef f(x):\n    return math.sqrt(x)\n")))
-        broken = mutator.mutate(context(2, parent=ProgramView("a", parent)))
+        made = mutator.mutate(context(parent=program(parent)))
+        same = mutator.mutate(context(1, parent=program("import math\n\n\ndef f(x):\n    return math.sqrt(x)\n")))
+        broken = mutator.mutate(context(2, parent=program(parent)))
     assert made.source == "import math\ndef f(x):\n    return math.sqrt(x) * 2\n"
     assert "re-added import math" in made.description
     assert same.error == "rewrite changes nothing (same code up to formatting and comments)"

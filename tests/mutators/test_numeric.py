@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evolve.mutators.base import Mutation, MutationContext, ProgramView
+from evolve.candidate import Candidate
+from evolve.evaluation import EvalResult
+from evolve.mutators.base import Mutation, MutationContext
 from evolve.mutators.blocks import layout
 from evolve.mutators.numeric import Literal, NumericMutator, RandomMutator, find_sites, format_number, significant_digits
 
@@ -54,7 +56,7 @@ TAIL = 3.75 * LIMIT
 
 
 def ctx(source: str, seed: int) -> MutationContext:
-    return MutationContext(parent=ProgramView("p", source), rng=random.Random(seed))
+    return MutationContext(parent=Candidate(id=0, source=source, result=EvalResult("ok")), rng=random.Random(seed))
 
 
 def children(mutator, source: str, seeds=range(150)) -> list[Mutation]:
@@ -256,7 +258,7 @@ def hill_climb(mutator, seed: int, budget: int = 200) -> int | None:
     best = coupled_threshold_score(parent)
     evaluations = 0
     while evaluations < budget:
-        m = mutator.mutate(MutationContext(parent=ProgramView("p", parent), rng=rng))
+        m = mutator.mutate(MutationContext(parent=Candidate(id=0, source=parent, result=EvalResult("ok")), rng=rng))
         if m.source is None:
             continue
         evaluations += 1

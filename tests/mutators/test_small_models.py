@@ -13,7 +13,9 @@ from evolve.config import parse_config
 from evolve.llm import LLMClient, ModelSpec
 from evolve.llm.local import MODELS, LocalLLMClient
 from evolve.mutators import make_mutator
-from evolve.mutators.base import MutationContext, ProgramView
+from evolve.candidate import Candidate
+from evolve.evaluation import EvalResult
+from evolve.mutators.base import MutationContext
 from evolve.mutators.llm import extract_code
 from evolve.run import EvolutionRun
 from evolve.tasks import Objective
@@ -24,8 +26,12 @@ TOY = (ROOT / "seeds/toy/start.py").read_text()
 WEAK = MODELS["qwen2.5-coder-0.5b"]
 
 
-def context(source: str = TOY, inspirations: tuple[ProgramView, ...] = ()) -> MutationContext:
-    return MutationContext(parent=ProgramView("p", source, {"error": 10.3}, "ok", False), inspirations=list(inspirations),
+def view(cid: int, source: str, error: float) -> Candidate:
+    return Candidate(id=cid, source=source, result=EvalResult("ok", {"error": error}))
+
+
+def context(source: str = TOY, inspirations: tuple[Candidate, ...] = ()) -> MutationContext:
+    return MutationContext(parent=view(0, source, 10.3), inspirations=list(inspirations),
                            objectives=(Objective("error", "min"),), task_description="Print a vector.", rng=random.Random(0))
 
 
@@ -60,8 +66,8 @@ def test_style_overrides_and_api_models_keep_the_full_prompt() -> None:
 
 
 def test_strict_prompt_shows_other_versions_of_the_region_with_their_scores() -> None:
-    tried = ProgramView("q", TOY.replace("2.0, -1.0", "2.5, -1.2"), {"error": 4.0}, "ok", False)
-    same = ProgramView("r", TOY, {"error": 10.3}, "ok", False)
+    tried = view(1, TOY.replace("2.0, -1.0", "2.5, -1.2"), 4.0)
+    same = view(2, TOY, 10.3)
     with FakeLLMServer(["```python\nvalues = [3.0]\n```"]) as server, local(server) as client:
         make_mutator("llm-rewrite", llm=client).mutate(context(inspirations=(same, tried)))
         user = server.requests[0]["messages"][1]["content"]

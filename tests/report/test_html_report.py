@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from evolve.archive import Archive, CandidateRecord, RunMeta
+from evolve.archive import Archive, RunMeta
 from evolve.compare import Comparison, Group
 from evolve.compare.stats import compute
 from evolve.config import parse_config
+from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.report.html import comparison_report, run_report
 from evolve.run import EvolutionRun
@@ -186,7 +187,7 @@ def test_hostile_program_text_is_escaped(tmp_path: Path) -> None:
     evil = 'x = "</script><script>alert(1)</script>"\n'
     result = EvalResult(status="ok", metrics={"error": 0.5}, feasible=True, violation=0.0)
     with Archive.create(tmp_path / "evil" / "archive", meta) as archive:
-        archive.add_batch([CandidateRecord(source=evil, result=result, description="<b>bold</b>")], {})
+        archive.add_batch([Candidate(source=evil, result=result, description="<b>bold</b>")], {})
     document = run_report(tmp_path / "evil")
     assert "<script>alert(1)" not in document and "<b>bold</b>" not in document
     assert len(parse_dom(document).all("script")) == 1

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evolve.archive import Archive, ArchiveError, CandidateRecord, RunMeta
+from evolve.archive import Archive, ArchiveError, RunMeta
+from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.report import show
 from evolve.tasks import Constraint, Objective
@@ -26,14 +27,14 @@ GRANDCHILD = "def model():\n    # shared weights\n    return 40\n"
 
 
 def rec(source: str, params: int, speed: float, accuracy: float, *, status: str = "ok",
-        **fields) -> CandidateRecord:
+        **fields) -> Candidate:
     metrics = {"params_unique": params, "speed": speed, "accuracy": accuracy}
     ok = status == "ok"
     result = EvalResult(status=status, metrics=metrics if ok else {},  # type: ignore[arg-type]
                         feasible=ok and ACCURACY.satisfied(metrics),
                         violation=ACCURACY.violation(metrics) if ok else math.inf,
                         error=None if ok else "MemoryError: limit", wall_s=2.0)
-    return CandidateRecord(source=source, result=result, **fields)
+    return Candidate(source=source, result=result, **fields)
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ import random
 
 import pytest
 
-from evolve.strategies import Individual, StrategyError, make_strategy
+from evolve.candidate import Candidate
+from evolve.evaluation import EvalResult
+from evolve.strategies import StrategyError, make_strategy
 from evolve.strategies.islands import Islands
 from evolve.tasks import Objective
 
@@ -14,10 +16,10 @@ OBJ = (Objective("params", "min"), Objective("time", "min"))
 
 
 def ind(i: int, params: float, time: float, feasible: bool = True, violation: float = 0.0,
-        island: int | None = None, status: str = "ok") -> Individual:
-    return Individual(id=i, metrics={"params": params, "time": time}, feasible=feasible,
-                      violation=violation if not feasible else 0.0, status=status, code_length=100 + i,
-                      island=island)
+        island: int | None = None, status: str = "ok") -> Candidate:
+    result = EvalResult(status, {"params": params, "time": time}, feasible=feasible,  # type: ignore[arg-type]
+                        violation=violation if not feasible else 0.0)
+    return Candidate(id=i, source="x" * (100 + i), result=result, island=island)
 
 
 def test_hillclimb_picks_only_from_the_front() -> None:
