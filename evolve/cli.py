@@ -16,13 +16,14 @@ from typing import Any, Sequence
 from rich.table import Table
 
 from evolve import __version__
+from evolve.errors import UserError
 from evolve.report.console import make_console
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-class UsageError(Exception):
-    """Bad input from the user; printed as one line, exit 2."""
+class UsageError(UserError):
+    """Bad command-line input; printed as one line, exit 2."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -120,14 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("evolve: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except UsageError as exc:
+    except UserError as exc:  # anything else is a bug: its traceback and exit code 1 are the report
         print(f"evolve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Exception as exc:  # known user-facing errors are mapped in _user_error
-        message = _user_error(exc)
-        if message is None:
-            raise
-        print(f"evolve: {message}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -145,27 +140,6 @@ def _unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | 
 def _did_you_mean(word: str, known: list[str]) -> str:
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _user_error(exc: Exception) -> str | None:
-    """The one-line message for an error caused by the user's input, else None (a bug: re-raise)."""
-    from evolve.archive import ArchiveError
-    from evolve.compare import CompareError
-    from evolve.config import ConfigError
-    from evolve.evaluation import ProgramError
-    from evolve.run import RunError
-    from evolve.strategies import StrategyError
-    from evolve.tasks import TaskError
-
-    known: tuple[type[Exception], ...] = (ArchiveError, CompareError, ConfigError, ProgramError, RunError,
-                                          StrategyError, TaskError)
-    try:
-        from evolve.llm import LLMError
-
-        known += (LLMError,)
-    except ImportError:  # pragma: no cover - llm layer always present in a full install
-        pass
-    return str(exc).splitlines()[0] if isinstance(exc, known) else None
 
 
 # --- commands -------------------------------------------------------------------------------------

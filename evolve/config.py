@@ -18,10 +18,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from evolve.errors import UserError
+from evolve.mutators import MUTATORS
+from evolve.strategies import STRATEGIES
 from evolve.tasks import Constraint, Objective, Task, TaskError, task_class
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem; ``str()`` is the one-line message for the user."""
 
 
@@ -50,15 +53,32 @@ class TaskSection(_Strict):
     constraints: list[str] | None = None
 
 
+def _registered(name: str, names: dict[str, str], what: str) -> str:
+    """The name, if the plugin registry (the one list of names) has it."""
+    if name not in names:
+        raise ValueError(f"unknown {what} {name!r} (known: {', '.join(sorted(names))})")
+    return name
+
+
 class StrategySection(_Strict):
-    name: Literal["islands", "hillclimb", "random", "agent", "agent-cli"] = "hillclimb"
+    name: str = "hillclimb"
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _registered(v, STRATEGIES, "strategy")
 
 
 class MutatorSection(_Strict):
-    name: Literal["numeric", "random", "llm-diff", "llm-rewrite"]
+    name: str
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _registered(v, MUTATORS, "mutator")
 
 
 class ModelSection(_Strict):
@@ -236,7 +256,7 @@ def _check_semantics(cfg: RunConfig, source: str) -> None:
     for key, check in (("task", lambda: build_task(cfg)), ("target", cfg.target_constraints)):
         try:
             check()
-        except (TaskError, ValueError) as exc:
+        except UserError as exc:
             raise ConfigError(f"{source}: {key}: {exc}") from None
     task_objectives = task_class(cfg.task.name).objectives
     total = sum(m.weight for m in cfg.mutators)
@@ -246,19 +266,20 @@ def _check_semantics(cfg: RunConfig, source: str) -> None:
 
 
 def _check_plugins(cfg: RunConfig, source: str, task_objectives: tuple[Objective, ...]) -> None:
-    """Mutator and strategy parameters are validated by their own classes, at load time."""
+    """Mutator and strategy parameters are validated by their own declarations, at load time. Only
+    a user error becomes a config error: an exception of another class is a bug and propagates."""
     from evolve.mutators import check_mutator
-    from evolve.strategies import StrategyError, make_strategy
+    from evolve.strategies import make_strategy
 
     for i, m in enumerate(cfg.mutators):
         try:
             check_mutator(m.name, dict(m.params))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: mutators.{i}.params: {str(exc).splitlines()[0]}") from None
+        except UserError as exc:
+            raise ConfigError(f"{source}: mutators.{i}.params: {exc}") from None
     try:
         make_strategy(cfg.strategy.name, resolve_objectives(cfg, task_objectives), dict(cfg.strategy.params))
-    except (StrategyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: strategy.params: {str(exc).splitlines()[0]}") from None
+    except UserError as exc:
+        raise ConfigError(f"{source}: strategy.params: {exc}") from None
 
 
 def build_task(cfg: RunConfig, hidden_seed: int | None = None) -> Task:

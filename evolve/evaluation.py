@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evolve import pyast
+from evolve.errors import UserError
 from evolve.sandbox import ProcessResult, Sandbox
 from evolve.tasks import Task
 
@@ -21,7 +22,7 @@ from evolve.tasks import Task
 Status = Literal["ok", "error", "timeout", "limit", "crashed", "invalid"]
 
 
-class ProgramError(ValueError):
+class ProgramError(UserError, ValueError):
     """The program cannot be evaluated (missing file, syntax error, missing interface)."""
 
 

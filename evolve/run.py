@@ -32,6 +32,7 @@ from evolve.agents.session import Spend
 from evolve.archive import Archive, RunMeta
 from evolve.candidate import Candidate
 from evolve.config import RunConfig, build_task
+from evolve.errors import UserError
 from evolve.evaluation import EvalResult, evaluate
 from evolve.mutators import Mutation, MutationContext, Mutator, make_mutator
 from evolve.sandbox import Limits, Sandbox
@@ -43,7 +44,7 @@ HISTORY = 8
 MAX_REJECTED_IN_A_ROW = 50
 
 
-class RunError(RuntimeError):
+class RunError(UserError, RuntimeError):
     """The run cannot start or continue; the message is one line."""
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from evolve.errors import UserError
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from evolve.evaluation import EvalResult
     from evolve.sandbox import Sandbox
@@ -23,7 +25,7 @@ Goal = Literal["min", "max"]
 Isolation = Literal["fresh", "forkserver"]
 
 
-class TaskError(ValueError):
+class TaskError(UserError, ValueError):
     """A task name or task option is wrong; the message is one line meant for the user."""
 
 

@@ -166,3 +166,29 @@ def test_the_end_of_a_run_says_where_results_are_and_what_to_run(tmp_path: Path,
     argv[-1] = str(tmp_path / argv[-1])
     assert main(argv) == 0  # the advice works as printed
     assert (tmp_path / "closest.py").read_text() == Archive.open(run_dir / "archive").best().source
+
+
+def test_a_broken_preload_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import evolve.evaluation
+    from evolve.sandbox.zygote import ForkServerError
+
+    def zygote_fails(*args: object, **kwargs: object) -> None:
+        raise ForkServerError("fork server did not start: preload 'torch' failed: ModuleNotFoundError\n"
+                              "Traceback (most recent call last): ...")
+
+    monkeypatch.setattr(evolve.evaluation, "evaluate", zygote_fails)
+    assert main(["eval", "toy", str(TOY_SEED)]) == 2
+    assert one_line_error(capsys) == ("evolve: fork server did not start: preload 'torch' failed: "
+                                      "ModuleNotFoundError")
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import evolve.evaluation
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(evolve.evaluation, "evaluate", bug)
+    with pytest.raises(KeyError, match="a bug"):  # the traceback reaches the user; Python exits 1
+        main(["eval", "toy", str(TOY_SEED)])

@@ -87,7 +87,8 @@ BAD = [
     ("target", ["error < 3"], "target: cannot parse constraint"),
     ("extra_section", {}, "extra_section: unknown key"),
     ("mutators.0.params", {"max_edit": 2}, "mutators.0.params: mutator 'numeric': unknown option 'max_edit'"),
-    ("mutators.0.params", {"max_edits": 0}, "mutators.0.params: numeric mutator: max_edits must be >= 1"),
+    ("mutators.0.params", {"max_edits": 0}, "mutators.0.params: mutator 'numeric': max_edits: must be >= 1 (got 0)"),
+    ("mutators.0.params", {"max_edits": "3"}, "mutators.0.params: mutator 'numeric': max_edits: Input should be a valid integer (got '3')"),
     ("strategy.params", {"inspiration": 2}, "strategy.params: strategy 'hillclimb': unknown parameter 'inspiration'"),
     ("strategy.params", {"inspirations": -1}, "strategy.params: strategy 'hillclimb': inspirations must be"),
 ]

@@ -16,10 +16,12 @@ import stat
 import subprocess
 from pathlib import Path
 
+from evolve.errors import UserError
+
 MAX_PROGRAM_BYTES = 1 << 20
 
 
-class WorktreeError(RuntimeError):
+class WorktreeError(UserError, RuntimeError):
     """A git operation on the scratch repository failed; the message is one line."""
 
 

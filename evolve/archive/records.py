@@ -11,13 +11,14 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evolve import pareto
+from evolve.errors import UserError
 from evolve.tasks import Constraint, Objective
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from evolve.tasks import Task
 
 
-class ArchiveError(Exception):
+class ArchiveError(UserError):
     """The archive cannot do what was asked; the message is one line meant for the user."""
 
 

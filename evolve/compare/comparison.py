@@ -17,12 +17,13 @@ from typing import Any
 
 from evolve.archive import Archive, ArchiveError, RunMeta
 from evolve.compare.config import RUN_BUDGET_KEY, CompareSpec
+from evolve.errors import UserError
 
 DEFINITION = "comparison.json"
 DEFAULT_NAME = "comparison"  # the folder `evolve compare RUN RUN` writes to unless told (runs/comparison)
 
 
-class CompareError(Exception):
+class CompareError(UserError):
     """The comparison cannot be made as asked; the message is one line meant for the user."""
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 import openai
 
+from evolve.errors import UserError
 from evolve.llm.cache import ResponseCache, request_key
 
 #: HTTP statuses worth retrying: timeouts, conflicts, rate limits, server errors.
@@ -33,7 +34,7 @@ REQUEST_STATUSES = frozenset({400, 413, 422})
 DUMMY_KEY = "sk-local-no-key"
 
 
-class LLMError(RuntimeError):
+class LLMError(UserError, RuntimeError):
     """The endpoint cannot serve us (unreachable, auth, retries exhausted, replay miss); one line."""
 
 

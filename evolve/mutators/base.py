@@ -12,10 +12,12 @@ import ast
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from evolve import pyast
 from evolve.candidate import Candidate
+from evolve.errors import UserError
+from evolve.plugins import Params, parse_params
 from evolve.tasks import Constraint, Objective
 
 
@@ -51,6 +53,10 @@ class Mutation:
         return self.source is None
 
 
+class MutatorError(UserError, ValueError):
+    """A bad mutator name or parameter; one line."""
+
+
 class EditError(ValueError):
     """An edit cannot be applied; the message is the one-line rejection reason."""
 
@@ -63,6 +69,15 @@ class Mutator(ABC):
     """
 
     name: str = ""
+    #: The mutator's parameters (see :mod:`evolve.plugins`); the constructor takes exactly these.
+    Params: ClassVar[type[Params]] = Params
+    #: Built with an LLM client as first argument (the llm-* mutators).
+    needs_llm: ClassVar[bool] = False
+
+    @classmethod
+    def parse(cls, params: dict[str, Any]) -> Params:
+        """Validate ``params`` (at config load and at construction); raises :class:`MutatorError`."""
+        return parse_params(cls.Params, params, f"mutator {cls.name!r}", MutatorError)
 
     @abstractmethod
     def mutate(self, ctx: MutationContext) -> Mutation: ...

@@ -22,6 +22,9 @@ import ast
 import builtins
 import difflib
 import re
+from typing import Any, Literal
+
+from pydantic import Field
 
 from evolve.llm.client import Completion, LLMClient, LLMRequestError
 from evolve.llm.local import LocalLLMClient
@@ -35,6 +38,7 @@ from evolve.mutators.base import (
     syntax_error,
 )
 from evolve.mutators.blocks import check_outside_unchanged, layout, splice_rewrite
+from evolve.plugins import Params
 from evolve.mutators.diff import (
     apply_diff,
     line_delta,
@@ -408,21 +412,23 @@ def apply_edit_blocks(parent: str, reply: str) -> tuple[str, str]:
     return result.source, where
 
 
+class LLMParams(Params):
+    max_inspirations: int = Field(default=2, ge=0)  # other programs shown (as diffs) in the prompt
+    style: Literal["auto", "full", "strict"] = "auto"  # prompt style; auto: by the model's registry entry
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
 class _LLMMutator(Mutator):
     mode = ""  # what this mutator asks for: "diff" or "rewrite"
+    Params = LLMParams
+    needs_llm = True
 
-    def __init__(
-        self,
-        llm: LLMClient,
-        *,
-        max_inspirations: int = 2,
-        style: str = "auto",
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-    ) -> None:
-        if style not in STYLES:
-            raise ValueError(f"mutator {self.name!r}: style must be one of {', '.join(STYLES)} (got {style!r})")
-        self.llm, self.max_inspirations, self.style = llm, max_inspirations, style
+    def __init__(self, llm: LLMClient, **params: Any) -> None:
+        p = self.parse(params)
+        assert isinstance(p, LLMParams)
+        style, temperature, max_tokens = p.style, p.temperature, p.max_tokens
+        self.llm, self.max_inspirations, self.style = llm, p.max_inspirations, style
         weak_prompt, diffs = model_style(llm)
         self.strict = style == "strict" or (style == "auto" and weak_prompt)
         #: llm-diff asks a model too weak for edit blocks (style auto) for a strict rewrite instead.

@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from evolve import pyast
+from pydantic import Field
+
 from evolve.mutators.base import EditError, Mutation, MutationContext, Mutator, syntax_error
+from evolve.plugins import Params
 from evolve.mutators.blocks import check_outside_unchanged, inside, layout
 
 #: Calls whose numeric arguments are mostly shapes, dims or counts (structure, not tuning).
@@ -342,10 +345,16 @@ class NumericMutator(_SiteEditor):
 
     name = "numeric"
 
-    def __init__(self, *, max_edits: int = 3, group_rate: float = 0.5, ast_rate: float = 0.1, adaptive: bool = True) -> None:
-        if max_edits < 1:
-            raise ValueError("numeric mutator: max_edits must be >= 1")
-        self.max_edits, self.group_rate, self.ast_rate, self.adaptive = max_edits, group_rate, ast_rate, adaptive
+    class Params(Params):
+        max_edits: int = Field(default=3, ge=1)  # literals changed at most per child
+        group_rate: float = 0.5  # chance to move a group of equal literals together
+        ast_rate: float = 0.1  # chance of a structural edit instead of literals
+        adaptive: bool = True  # learn which sites pay off (credit per site)
+
+    def __init__(self, **params: Any) -> None:
+        p = self.parse(params)
+        assert isinstance(p, NumericMutator.Params)
+        self.max_edits, self.group_rate, self.ast_rate, self.adaptive = p.max_edits, p.group_rate, p.ast_rate, p.adaptive
         self._credit: dict[str, list[int]] = {}  # site key -> [wins, losses]
         self._lock = threading.Lock()
 

@@ -31,6 +31,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from evolve.errors import UserError
+
 from . import (
     child,  # noqa: F401  (loaded before any fork: workers run call jobs with it)
     containment,
@@ -46,7 +48,7 @@ _MADV_COLLAPSE = 25
 _HUGE_PAGE = 2 << 20
 
 
-class ForkServerError(RuntimeError):
+class ForkServerError(UserError, RuntimeError):
     """The zygote could not start (a preload import or the warm-up failed); one-line message."""
 
 

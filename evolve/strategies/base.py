@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from evolve.candidate import Candidate
+from evolve.errors import UserError
 from evolve.strategies.ranking import Ranker
 from evolve.tasks import Objective
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # the agents' host protocol; no import of the agent machinery
     from evolve.agents.session import Host
 
 
-class StrategyError(ValueError):
+class StrategyError(UserError, ValueError):
     """A bad strategy parameter; the message is one line."""
 
 

@@ -23,9 +23,28 @@ def test_known_names() -> None:
     ("numeric", {"temperature": 1.0}, "mutator 'numeric': unknown option 'temperature' \\(known: adaptive, ast_rate, group_rate, max_edits\\)"),
     ("random", {"x": 1}, "mutator 'random': unknown option 'x' \\(known: none\\)"),
     ("llm-rewrite", {}, "mutator 'llm-rewrite' needs an LLM client"),
-    ("llm-diff", {"style": "terse"}, "mutator 'llm-diff': style must be one of auto, full, strict \\(got 'terse'\\)"),
+    ("llm-diff", {"style": "terse"}, "mutator 'llm-diff': style: Input should be 'auto', 'full' or 'strict' \\(got 'terse'\\)"),
+    ("numeric", {"adaptive": 1}, "mutator 'numeric': adaptive: Input should be a valid boolean \\(got 1\\)"),
 ])
 def test_errors_are_one_line(name: str, params: dict, message: str) -> None:
     client = LLMClient("http://127.0.0.1:9/v1", [ModelSpec("m")]) if "style" in params else None
     with pytest.raises(ValueError, match=message):
         make_mutator(name, llm=client, **params)
+
+
+def test_errors_are_user_errors_and_a_constructor_bug_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evolve.errors import UserError
+    from evolve.mutators import MutatorError, check_mutator
+    from evolve.mutators.numeric import NumericMutator
+
+    with pytest.raises(MutatorError) as err:
+        check_mutator("numeric", {"max_edits": 0})
+    assert isinstance(err.value, UserError)
+
+    def broken(self: NumericMutator, **params: object) -> None:
+        raise TypeError("a bug, not the user's input")
+
+    monkeypatch.setattr(NumericMutator, "__init__", broken)
+    check_mutator("numeric", {"max_edits": 2})  # validation never builds the mutator
+    with pytest.raises(TypeError, match="a bug"):
+        make_mutator("numeric", max_edits=2)

@@ -1,0 +1,47 @@
+"""The one way a plugin (task, strategy, mutator) declares its parameters: a small pydantic model.
+
+A plugin class sets ``Params`` to a subclass of :class:`Params` (field = parameter, with its type,
+default and bounds); :func:`parse_params` turns a config mapping into that frozen model or raises
+the plugin's :class:`~evolve.errors.UserError` subclass with a one-line message such as
+``mutator 'numeric': max_edits: must be >= 1 (got 0)``. Config validation calls it without building
+the plugin, so a plugin is built once (by the run) and a bug in its constructor is a bug, with its
+traceback, never a "config error".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from evolve.errors import UserError
+
+
+class Params(BaseModel):
+    """Base of every plugin's parameter model: unknown keys rejected, no coercion ("3" is not 3,
+    ``true`` is not 1), frozen once parsed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+P = TypeVar("P", bound=Params)
+
+_BOUNDS = {"greater_than_equal": ">= {ge}", "greater_than": "> {gt}", "less_than_equal": "<= {le}",
+           "less_than": "< {lt}"}
+
+
+def parse_params(model: type[P], data: Mapping[str, Any], owner: str, error: type[UserError],
+                 noun: str = "option") -> P:
+    """Validate ``data`` into ``model``; ``owner`` names the plugin in the message (``"mutator 'numeric'"``)."""
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        known = ", ".join(sorted(model.model_fields)) or "none"
+        raise error(f"{owner}: unknown {noun} {field!r} (known: {known})") from None
+    bound = _BOUNDS.get(err["type"])
+    reason = ("must be " + bound.format(**err.get("ctx", {}))) if bound else err["msg"].removeprefix("Value error, ")
+    raise error(f"{owner}: {field}: {reason} (got {err.get('input')!r})") from None
