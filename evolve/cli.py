@@ -317,7 +317,7 @@ def _comparison(args: argparse.Namespace) -> Any:
 
 def _run_matrix(spec: Any) -> Any:
     from evolve.compare.matrix import run_matrix
-    from evolve.compare.progress import ConsoleListener
+    from evolve.report.compare_progress import ConsoleListener
 
     console = make_console(stderr=True)
     outcome = run_matrix(spec, ConsoleListener(console))

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from evolve.errors import UserError
 from evolve.mutators import MUTATORS
@@ -56,7 +57,7 @@ class TaskSection(_Strict):
 def _registered(name: str, names: dict[str, str], what: str) -> str:
     """The name, if the plugin registry (the one list of names) has it."""
     if name not in names:
-        raise ValueError(f"unknown {what} {name!r} (known: {', '.join(sorted(names))})")
+        raise ValueError(f"unknown {what} (known: {', '.join(sorted(names))})")
     return name
 
 
@@ -180,7 +181,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
 
 
-def _reason(err: dict[str, Any]) -> str:
+def _reason(err: ErrorDetails) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return "unknown key"

@@ -54,7 +54,7 @@ class EvalResult:
         """The result for a candidate whose ``phase`` process did not finish cleanly."""
         status = proc.status if proc.status != "ok" else "error"
         return cls(
-            status=status,  # type: ignore[arg-type]
+            status=status,
             error=proc.error or f"{phase} failed",
             traceback=proc.traceback,
             info=dict(info),

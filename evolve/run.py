@@ -391,12 +391,12 @@ def _history_line(cand: Candidate, objectives: tuple[Objective, ...]) -> str:
     return f"#{cand.id} {cand.mutator}: {cand.description} -> {verdict}{'; ' + figures if figures else ''}"
 
 
-def _rng_to_json(state: tuple) -> list:
+def _rng_to_json(state: tuple[Any, ...]) -> list[Any]:
     version, internal, gauss = state
     return [version, list(internal), gauss]
 
 
-def _rng_from_json(data: list) -> tuple:
+def _rng_from_json(data: list[Any]) -> tuple[Any, ...]:
     version, internal, gauss = data
     return (version, tuple(internal), gauss)
 
@@ -404,5 +404,6 @@ def _rng_from_json(data: list) -> tuple:
 def _make_llm(config: RunConfig) -> Any:
     from evolve.llm import client_from_config
 
+    assert config.llm is not None
     return client_from_config(config.llm, cache_dir=config.run_dir / "llm-cache", replay=config.llm.replay,
                               max_concurrency=config.parallel.llm_requests)

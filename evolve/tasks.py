@@ -86,7 +86,7 @@ class Constraint:
             if op in text:
                 name, _, value = text.partition(op)
                 try:
-                    return cls(name.strip(), op, float(value))  # type: ignore[arg-type]
+                    return cls(name.strip(), op, float(value))
                 except ValueError:
                     break
         raise TaskError(f"cannot parse constraint {text!r}: expected 'metric >= number' (or <=, ==)")

@@ -62,7 +62,8 @@ class EventTally:
         kind = event["type"]
         if kind == "turn.completed":
             self.turns += 1
-            usage = event.get("usage") if isinstance(event.get("usage"), dict) else {}
+            found = event.get("usage")
+            usage: dict[str, Any] = found if isinstance(found, dict) else {}
             self.input_tokens += _count(usage, "input_tokens")
             self.cached_input_tokens += _count(usage, "cached_input_tokens")
             self.output_tokens += _count(usage, "output_tokens")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 LEASH = Path(__file__).with_name("leash.py")
 STDERR_TAIL_BYTES = 8192
@@ -84,14 +84,16 @@ def _runnable(program: str, cwd: Path, env: dict[str, str]) -> bool:
 
 
 class _Watch:
-    def __init__(self, proc: subprocess.Popen, on_line: Callable[[str], str | None]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], on_line: Callable[[str], str | None]) -> None:
         self.proc, self.on_line = proc, on_line
-        self.timed_out, self.stopped = False, None
+        self.timed_out = False
+        self.stopped: str | None = None
         self.stdout, self.stderr = b"", b""
 
     def loop(self, pidfd: int, deadline: float) -> None:
         sel = selectors.DefaultSelector()
         for f in (self.proc.stdout, self.proc.stderr):
+            assert f is not None, "started with stdout and stderr pipes"
             os.set_blocking(f.fileno(), False)
             sel.register(f, selectors.EVENT_READ)
         sel.register(pidfd, selectors.EVENT_READ)
@@ -109,7 +111,7 @@ class _Watch:
                     if key.fileobj == pidfd:
                         drain_until = self._end(sel, pidfd)
                     else:
-                        self._read(sel, key.fileobj)
+                        self._read(sel, cast(IO[bytes], key.fileobj))  # registered: our two pipes
         finally:
             sel.close()
         if self.stdout:
@@ -122,9 +124,9 @@ class _Watch:
             sel.unregister(pidfd)
         return time.monotonic() + DRAIN_GRACE_S
 
-    def _read(self, sel: selectors.BaseSelector, f: object) -> None:
+    def _read(self, sel: selectors.BaseSelector, f: IO[bytes]) -> None:
         try:
-            data = os.read(f.fileno(), 65536)  # type: ignore[attr-defined]
+            data = os.read(f.fileno(), 65536)
         except BlockingIOError:
             return
         if not data:

@@ -50,16 +50,29 @@ class Host(Protocol):
     """What the run loop gives a strategy's step (implemented by :class:`evolve.run.EvolutionRun`)."""
 
     objectives: tuple[Objective, ...]
-    constraints: tuple[Constraint, ...]
-    task_description: str
-    task_name: str
-    task_options: dict[str, Any]  # what a user may pass to ``evolve eval`` (no hidden seed)
-    program_name: str
     archive_dir: Path
     scratch: Path
-    run_dir: Path
     rng: random.Random
     llm: Any
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]: ...
+
+    @property
+    def task_description(self) -> str: ...
+
+    @property
+    def task_name(self) -> str: ...
+
+    @property
+    def task_options(self) -> dict[str, Any]:
+        """What a user may pass to ``evolve eval`` (no hidden seed)."""
+
+    @property
+    def program_name(self) -> str: ...
+
+    @property
+    def run_dir(self) -> Path: ...
 
     @property
     def next_id(self) -> int: ...

@@ -89,16 +89,17 @@ class Archive:
             raise ArchiveError(f"{path} already exists")
         if not meta.objectives:
             raise ArchiveError("run metadata needs at least one objective")
-        meta = replace(meta, created_at=meta.created_at or time.time())
+        created_at = meta.created_at or time.time()
+        meta = replace(meta, created_at=created_at)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.creating-", dir=path.parent))
         try:
             store = GitStore.init(staging)
             meta_json = store.blob(_json_bytes(meta.to_dict(), "run metadata"))
             meta_sha = store.commit(store.tree({"meta.json": meta_json}), [],
-                                    messages.meta_message(meta), meta.created_at)
+                                    messages.meta_message(meta), created_at)
             checkpoint = _write_checkpoint(store, [meta_sha], _json_bytes({}, "state"), [], [], None,
-                                           None, 0, meta.created_at)
+                                           None, 0, created_at)
             store.update_refs([f"create {META_REF} {meta_sha}", f"create {STATE_REF} {checkpoint}"])
             store.close()
             staging.rename(path)
@@ -162,7 +163,7 @@ class Archive:
                    key=lambda c: best_key(c, self.meta), default=None)
         checkpoint = _write_checkpoint(
             self._store, [self._checkpoint, *(c.sha for c in added)]
-            + ([front_commit] if front_commit != self._front_commit else []),
+            + ([front_commit] if front_commit is not None and front_commit != self._front_commit else []),
             state_json, added, front, front_commit, best, next_id, time.time())
         self._store.update_refs(self._ref_commands(added, checkpoint, front, front_commit, best))
         previous = self._checkpoint
@@ -197,7 +198,7 @@ class Archive:
         """Non-dominated set of the old front plus the new feasible candidates (dominance is
         transitive, so nothing off the old front can return)."""
         pool = self._front + [c for c in added if eligible(c, self.meta)]
-        points = [self.meta.point(c.metrics) for c in pool]
+        points = [p for c in pool if (p := self.meta.point(c.metrics)) is not None]  # all: eligible
         return sorted((pool[i] for i in non_dominated(points)), key=lambda c: c.id)
 
     def _write_front(self, front: list[Candidate], last_id: int) -> str:
@@ -281,6 +282,8 @@ class Archive:
         known = None if reset else self._index.info("checkpoint")
         chain, sha = [], head
         while sha not in (known, self._meta_sha):
+            if sha is None:
+                raise ArchiveError(f"{self.path}: the checkpoint chain is broken (no {STATE_REF})")
             commit = self._store.read_commit(sha)
             document = self._store.read(self._store.read_tree(commit.tree)["checkpoint.json"])
             chain.append((sha, json.loads(document)))
@@ -338,7 +341,8 @@ class Archive:
 
     def state(self) -> dict[str, Any]:
         """The state saved with the last batch (``{}`` before the first)."""
-        return json.loads(self._store.read_files(self._checkpoint)["state.json"])
+        state: dict[str, Any] = json.loads(self._store.read_files(self._checkpoint)["state.json"])
+        return state
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every committed batch, oldest first, with the state saved alongside it. Read-only;
@@ -418,6 +422,7 @@ class Archive:
     def diff(self, key: int | str, other: int | str | None = None) -> str:
         """Unified diff from ``other`` (default: the first parent; a seed diffs against nothing)."""
         new = self.get(key)
+        old: Candidate | None
         if other is not None:
             old = self.get(other)
         else:

@@ -114,7 +114,8 @@ class Index:
 
     # --- reads --------------------------------------------------------------------------------
     def count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+        count: int = self._db.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+        return count
 
     def get(self, id: int) -> Candidate | None:
         found = self._select("WHERE id = ?", (id,))
@@ -157,7 +158,7 @@ class Index:
             "SELECT status, COUNT(*) FROM candidates GROUP BY status ORDER BY status"))
         return totals
 
-    def _select(self, clause: str, params: tuple) -> list[Candidate]:
+    def _select(self, clause: str, params: tuple[Any, ...]) -> list[Candidate]:
         rows = self._db.execute(f"SELECT sha, record, source FROM candidates {clause}", params)
         return [_candidate(row) for row in rows]
 
@@ -165,7 +166,7 @@ class Index:
         self._db.close()
 
 
-def _row(c: Candidate) -> tuple:
+def _row(c: Candidate) -> tuple[Any, ...]:
     return (c.id, c.sha, json.dumps(list(c.parents)), c.status, int(c.feasible), c.violation,
             c.result.error, c.mutator, c.model, c.description, c.prompt_tokens, c.completion_tokens,
             c.cost_usd, c.generation, c.island, c.result.wall_s, c.created_at,

@@ -58,7 +58,8 @@ class GitStore:
     # --- objects ------------------------------------------------------------------------------
     def write(self, kind: bytes, data: bytes) -> str:
         """Store one object; returns its hex sha."""
-        return self._loose.store(IStream(kind, len(data), io.BytesIO(data))).hexsha.decode()
+        sha: bytes = self._loose.store(IStream(kind, len(data), io.BytesIO(data))).hexsha
+        return sha.decode()
 
     def blob(self, data: bytes) -> str:
         return self.write(b"blob", data)
@@ -76,7 +77,8 @@ class GitStore:
         return self.write(b"commit", b"\n".join(lines) + b"\n\n" + message.encode())
 
     def read(self, sha: str) -> bytes:
-        return self._repo.odb.stream(bytes.fromhex(sha)).read()
+        data: bytes = self._repo.odb.stream(bytes.fromhex(sha)).read()
+        return data
 
     def read_commit(self, sha: str) -> CommitData:
         header, _, message = self.read(sha).partition(b"\n\n")

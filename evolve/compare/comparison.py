@@ -188,7 +188,8 @@ def _labels(configs: list[dict[str, Any]]) -> list[str]:
     base = [" ".join(p[k] for k in (varying or ["strategy"]) if p[k]) or p["strategy"] for p in parts]
     settings = [json.dumps({k: c.get(k) for k in ("strategy", "mutators", "llm")}, sort_keys=True)
                 for c in configs]
-    labels, seen = [], {}
+    labels: list[str] = []
+    seen: dict[str, list[str]] = {}
     for label, setting in zip(base, settings):
         variants = seen.setdefault(label, [])
         if setting not in variants:

@@ -58,7 +58,8 @@ class CompareBudget(_Strict):
 
     @property
     def amount(self) -> float:
-        return getattr(self, self.kind)
+        value: float = getattr(self, self.kind)
+        return value
 
 
 class Variant(_Strict):

@@ -14,6 +14,7 @@ says so instead of pretending.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import statistics
@@ -25,8 +26,8 @@ from typing import Any
 
 from evolve.archive import Archive, Candidate, Checkpoint, RunMeta
 from evolve.archive.archive import eligible
-from evolve.pareto import hypervolume, non_dominated
 from evolve.compare.comparison import CompareError, Comparison, check_comparable
+from evolve.pareto import hypervolume, non_dominated
 from evolve.tasks import Constraint, Objective, TaskError
 
 ALPHA = 0.05
@@ -75,7 +76,7 @@ class RunHistory:
 
     def eligible_points(self) -> list[tuple[float, ...]]:
         """Objective vectors (minimisation space) of every candidate that may be on the front."""
-        return [self.meta.point(c.metrics) for c in self.candidates if eligible(c, self.meta)]
+        return _points(self.meta, [c for c in self.candidates if eligible(c, self.meta)])
 
 
 def _marks(checkpoints: list[Checkpoint], candidates: Sequence[Candidate],
@@ -122,7 +123,7 @@ def trajectory(history: RunHistory, reference: Sequence[float] | None) -> Trajec
         for c in history.candidates[done:next_id]:
             if not eligible(c, history.meta):
                 continue
-            grown = pool + [history.meta.point(c.metrics)]
+            grown = pool + _points(history.meta, [c])
             pool = [grown[i] for i in non_dominated(grown)]
             for o in objectives:
                 value = float(c.metrics[o.name])
@@ -161,7 +162,7 @@ def run_stats(group: str, history: RunHistory, reference: Sequence[float] | None
         best[o.name] = min(values, key=o.oriented) if values else None
     volume = None
     if reference is not None:
-        volume = hypervolume([meta.point(c.metrics) for c in history.front], reference)
+        volume = hypervolume(_points(meta, history.front), reference)
     n = len(history.candidates)
     feasible = sum(1 for c in history.candidates if c.feasible)
     final = history.marks[-1][1] if history.marks else Spent()
@@ -322,7 +323,7 @@ class ComparisonStats:
 
     def to_dict(self) -> dict[str, Any]:
         c = self.comparison
-        return _finite({
+        return _finite_dict({
             "name": c.name, "task": self.task, "budget_kind": c.budget_kind, "budget": c.budget,
             "objectives": [{"name": o.name, "goal": o.goal, "unit": o.unit} for o in self.objectives],
             "reference": self.reference_natural(), "reference_derived": self.reference_derived,
@@ -400,14 +401,14 @@ def _measures(kind: str, objectives: tuple[Objective, ...], has_reference: bool,
         found.append(Measure("hypervolume", "hypervolume", "high", lambda r: r.hypervolume))
     for o in objectives:
         found.append(Measure(f"best:{o.name}", f"best {o.name}", "high" if o.goal == "max" else "low",
-                             lambda r, name=o.name: r.best[name]))
+                             functools.partial(_best, name=o.name)))
     if has_target:
         found.append(Measure("to_target", f"{SHORT_BUDGET_LABELS[kind]} to target", "low",
                              lambda r: r.to_target.of(kind) if r.to_target else None))
         for other in ("evaluations", "tokens", "cost_usd"):  # what else reaching it took, if spent
             if other != kind and any(r.final.of(other) for r in runs):
                 found.append(Measure(f"to_target:{other}", f"{SHORT_BUDGET_LABELS[other]} to target", None,
-                                     lambda r, o=other: r.to_target.of(o) if r.to_target else None))
+                                     functools.partial(_to_target, kind=other)))
     found.append(Measure("feasible_pct", "feasible %", None, lambda r: r.feasible_pct))
     if len({r.final.evaluations for r in runs}) > 1:
         found.append(Measure("evaluations", "evals", None, lambda r: r.final.evaluations))
@@ -433,3 +434,21 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def _points(meta: RunMeta, candidates: Sequence[Candidate]) -> list[tuple[float, ...]]:
+    """The objective vectors of ``candidates`` that have one (all of them, for eligible ones)."""
+    return [p for c in candidates if (p := meta.point(c.metrics)) is not None]
+
+
+def _best(r: RunStats, name: str) -> float | None:
+    return r.best[name]
+
+
+def _to_target(r: RunStats, kind: str) -> float | None:
+    return r.to_target.of(kind) if r.to_target else None
+
+
+def _finite_dict(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = _finite(data)
+    return out

@@ -152,7 +152,7 @@ class LLMClient:
         self.timeout_s, self.retries = timeout_s, retries
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.replay, self.send_seed = replay, send_seed
-        self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
+        self.cache = ResponseCache(Path(cache_dir)) if cache_dir is not None else None
         self._api_key = self._resolve_key(api_key_env)
         self._client = openai.OpenAI(base_url=self.base_url, api_key=self._api_key, timeout=timeout_s, max_retries=0)
         self._slots = threading.BoundedSemaphore(max(1, max_concurrency))
@@ -201,7 +201,8 @@ class LLMClient:
         if stored is not None:
             return self._finish(spec, stored, cached=True, start=start, attempts=0)
         if self.replay:
-            raise LLMError(f"replay: no cached answer for request {key[:12]} to model {spec.name} in {self.cache.directory}")
+            where = self.cache.directory if self.cache is not None else "(no cache)"
+            raise LLMError(f"replay: no cached answer for request {key[:12]} to model {spec.name} in {where}")
         sent = request if self.send_seed else {k: v for k, v in request.items() if k != "seed"}
         response, attempts = self._call_with_retries(spec.name, messages, sent)
         if self.cache is not None:
@@ -264,7 +265,8 @@ class LLMClient:
             retry_after: float | None = None
             try:
                 with self._slots:
-                    raw = self._client.chat.completions.create(model=model, messages=messages, **params)
+                    raw = self._client.chat.completions.create(model=model, messages=messages,  # type: ignore[arg-type]  # plain dicts: the SDK's TypedDicts
+                                                               **params)
                 return _parse(raw, messages), attempt + 1
             except openai.APITimeoutError:
                 cause = f"timed out after {self.timeout_s:g}s"
@@ -290,7 +292,7 @@ class LLMClient:
         if retry_after is not None:
             return min(retry_after, self.backoff_max_s) + self._jitter.uniform(0, 0.1 * self.backoff_s)
         base = min(self.backoff_max_s, self.backoff_s * 2**attempt)
-        return base / 2 + self._jitter.uniform(0, base / 2)
+        return float(base / 2 + self._jitter.uniform(0, base / 2))
 
 
 def _status_message(exc: openai.APIStatusError) -> str:
@@ -298,7 +300,7 @@ def _status_message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        if isinstance(inner.get("message"), str):
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             return _one_line(inner["message"], 160)
     return _one_line(re.sub(r"^Error code: \d+ - ", "", exc.message), 160)
 

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 from evolve import pyast
 from evolve.candidate import Candidate
 from evolve.errors import UserError
-from evolve.plugins import Params, parse_params
+from evolve.plugins import Params as PluginParams
+from evolve.plugins import parse_params
 from evolve.tasks import Constraint, Objective
 
 
@@ -70,12 +71,12 @@ class Mutator(ABC):
 
     name: str = ""
     #: The mutator's parameters (see :mod:`evolve.plugins`); the constructor takes exactly these.
-    Params: ClassVar[type[Params]] = Params
+    Params: ClassVar[type[PluginParams]] = PluginParams
     #: Built with an LLM client as first argument (the llm-* mutators).
     needs_llm: ClassVar[bool] = False
 
     @classmethod
-    def parse(cls, params: dict[str, Any]) -> Params:
+    def parse(cls, params: dict[str, Any]) -> PluginParams:
         """Validate ``params`` (at config load and at construction); raises :class:`MutatorError`."""
         return parse_params(cls.Params, params, f"mutator {cls.name!r}", MutatorError)
 

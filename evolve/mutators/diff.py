@@ -59,7 +59,7 @@ def strip_thinking(text: str) -> str:
 def parse_diff(reply: str) -> list[DiffBlock]:
     """All SEARCH/REPLACE blocks of ``reply``; a malformed block is an :class:`EditError`."""
     blocks: list[DiffBlock] = []
-    state, search, replace = "out", [], []
+    state, search, replace = "out", list[str](), list[str]()
     for line in strip_thinking(normalize_newlines(reply)).split("\n"):
         n = len(blocks) + 1
         if state == "out":

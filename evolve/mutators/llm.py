@@ -297,8 +297,8 @@ def restore_constants(parent: str, child: str) -> tuple[str, list[str]]:
     for node in parent_tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) and node.value else []
         if targets and all(isinstance(t, ast.Name) and t.id in lost for t in targets):
-            lines.append(ast.get_source_segment(parent, node))
-            names += [t.id for t in targets]
+            lines.append(ast.get_source_segment(parent, node) or "")
+            names += [t.id for t in targets if isinstance(t, ast.Name)]
     if not lines:
         return child, []
     at = _insertion_offset(child, child_tree)
@@ -441,7 +441,7 @@ class _LLMMutator(Mutator):
             completion = self.llm.complete(messages, ctx.rng, **self.params)
         except LLMRequestError as exc:
             return self.reject(str(exc))
-        fields = {
+        fields: dict[str, Any] = {
             "model": completion.model,
             "prompt_tokens": completion.prompt_tokens,
             "completion_tokens": completion.completion_tokens,

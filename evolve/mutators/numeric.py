@@ -99,6 +99,8 @@ class _Positions:
         return self.starts[lineno - 1] + len(line.encode("utf-8")[:col].decode("utf-8", errors="replace"))
 
     def span(self, node: ast.AST) -> tuple[int, int]:
+        """Byte-exact text offsets of an expression or statement node (both carry positions)."""
+        assert isinstance(node, (ast.expr, ast.stmt)) and node.end_lineno is not None and node.end_col_offset is not None
         return self.offset(node.lineno, node.col_offset), self.offset(node.end_lineno, node.end_col_offset)
 
 
@@ -174,7 +176,7 @@ def find_sites(source: str) -> Sites:
     for node in ast.walk(tree):
         if id(node) in in_fstring:
             continue
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float) and math.isfinite(node.value):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and type(node.value) in (int, float) and math.isfinite(node.value):
             lit = _literal(node, source, pos, parents, containers, ordinals)
             if lit is not None and inside(spans, lit.start, lit.end):
                 literals.append(lit)
@@ -196,9 +198,11 @@ def _chain(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> tuple[list[ast.AST
     return chain, stmt if isinstance(stmt, ast.stmt) else ast.Pass()
 
 
-def _literal(node: ast.Constant, source: str, pos: _Positions, parents: dict, containers: dict, ordinals: dict) -> Literal | None:
+def _literal(node: ast.Constant, source: str, pos: _Positions, parents: dict[ast.AST, ast.AST],
+             containers: dict[Any, Any], ordinals: dict[Any, Any]) -> Literal | None:
     site: ast.AST = node
-    value = node.value
+    assert isinstance(node.value, (int, float))
+    value: int | float = node.value
     parent = parents.get(node)
     if isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.USub):
         site, value, parent = parent, -value, parents.get(parent)

@@ -387,7 +387,7 @@ def _figures(figures: dict[str, bytes]) -> str:
 
 
 def _code(source: str, filename: str) -> str:
-    return highlight(source, _lexer(filename), _FORMATTER)
+    return str(highlight(source, _lexer(filename), _FORMATTER))
 
 
 @lru_cache(maxsize=None)
@@ -400,7 +400,7 @@ def _lexer(filename: str) -> Lexer:
 
 
 def _diff_html(diff: str) -> str:
-    return highlight(diff, DiffLexer(), _DIFF_FORMATTER)
+    return str(highlight(diff, DiffLexer(), _DIFF_FORMATTER))
 
 
 @lru_cache(maxsize=None)
@@ -411,7 +411,7 @@ def _asset(name: str) -> str:
 
 @lru_cache(maxsize=None)
 def _pygments_css() -> str:
-    return _FORMATTER.get_style_defs(".hl")
+    return str(_FORMATTER.get_style_defs(".hl"))
 
 
 def _e(text: object) -> str:

@@ -113,7 +113,7 @@ def final_fronts(stats: ComparisonStats) -> bytes:
 def _best_strip(ax: Axes, stats: ComparisonStats) -> None:
     o = stats.objectives[0]
     for i, (color, group) in enumerate(zip(_colors(), stats.groups)):
-        values = [r.best[o.name] for r in group.runs if r.best[o.name] is not None]
+        values = [v for r in group.runs if (v := r.best[o.name]) is not None]
         ax.scatter([i] * len(values), values, color=color, s=40, zorder=3)
     ax.set_xticks(range(len(stats.groups)), [g.label for g in stats.groups])
     ax.set_ylabel(_axis_label(o))
@@ -132,11 +132,11 @@ def run_progress(stats: ComparisonStats) -> bytes:
     for ax, o in zip(axes, stats.objectives):
         ok = [(per_candidate[c.id], c.metrics[o.name], c.feasible) for c in run.history.candidates
               if c.result.ok and meta.point(c.metrics) is not None]
-        for feasible, style in ((False, dict(color="0.6", marker="x", label="infeasible")),
-                                (True, dict(color="tab:blue", marker="o", label="feasible"))):
+        for feasible, color, marker, label in ((False, "0.6", "x", "infeasible"), (True, "tab:blue", "o", "feasible")):
             chosen = [(cx, cv) for cx, cv, f in ok if f == feasible]
             if chosen:
-                ax.scatter(*zip(*chosen), s=12, alpha=0.6, **style)
+                xs, ys = zip(*chosen)
+                ax.scatter(xs, ys, s=12, alpha=0.6, color=color, marker=marker, label=label)
         ax.plot(x, run.trajectory.best[o.name], color="tab:red", drawstyle="steps-post",
                 label="best feasible so far")
         _objective_axis(ax, o, [v for _, v, _ in ok])
@@ -161,9 +161,9 @@ def run_candidates(stats: ComparisonStats) -> bytes:
     infeasible = [(c.metrics[x.name], c.metrics[y.name]) for c in cands if not c.feasible]
     feasible = [(c.metrics[x.name], c.metrics[y.name]) for c in cands if c.feasible]
     if infeasible:
-        ax.scatter(*zip(*infeasible), color="0.6", marker="x", s=14, label="infeasible")
+        ax.scatter(*_columns(infeasible), color="0.6", marker="x", s=14, label="infeasible")
     if feasible:
-        ax.scatter(*zip(*feasible), color="tab:blue", s=14, alpha=0.7, label="feasible")
+        ax.scatter(*_columns(feasible), color="tab:blue", s=14, alpha=0.7, label="feasible")
     front = sorted((c.metrics[x.name], c.metrics[y.name]) for c in run.history.front)
     if front:
         ax.plot(*zip(*front), color="tab:red", marker="o", label="Pareto front",
@@ -257,6 +257,11 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _columns(points: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """x values and y values of (x, y) points, for ``scatter``."""
+    return [p[0] for p in points], [p[1] for p in points]
+
+
 def _colors() -> list[str]:
     return [f"C{i % 10}" for i in range(100)]
 
@@ -265,12 +270,12 @@ def _band(ax: Axes, runs: Sequence[tuple[Sequence[float], Sequence[float]]], col
           label: str) -> None:
     """Median line and min-max band of step functions sampled on a common grid; a run counts
     from its first value on (before it, e.g. before any feasible candidate, it has none)."""
-    runs = [(np.asarray(x, float), np.asarray(y, float)) for x, y in runs if len(x)]
-    if not runs:
+    arrays = [(np.asarray(x, float), np.asarray(y, float)) for x, y in runs if len(x)]
+    if not arrays:
         return
-    end = max(x[-1] for x, _ in runs)
+    end = max(x[-1] for x, _ in arrays)
     grid = np.linspace(0.0, end, GRID_POINTS) if end > 0 else np.zeros(1)
-    sampled = np.vstack([_step_at(x, y, grid) for x, y in runs])
+    sampled = np.vstack([_step_at(x, y, grid) for x, y in arrays])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no run has a value yet
         median = np.nanmedian(sampled, axis=0)

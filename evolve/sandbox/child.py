@@ -91,7 +91,8 @@ def _exit_code(exc: SystemExit) -> int:
 
 def _read_spec() -> dict[str, Any]:
     with os.fdopen(SPEC_FD, "rb") as f:
-        return json.load(f)
+        spec: dict[str, Any] = json.load(f)
+        return spec
 
 
 def main() -> None:

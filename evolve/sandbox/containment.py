@@ -77,7 +77,7 @@ _ENV_PASS = ("PATH", "LANG", "LANGUAGE", "TZ")
 
 
 def prctl(option: int, arg: int = 0) -> bool:
-    return _libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) == 0
+    return bool(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) == 0)
 
 
 def set_process_name(name: str) -> None:
@@ -277,7 +277,7 @@ def _syscall(number: int, *args: Any) -> int:
     result = _libc.syscall(ctypes.c_long(number), *args)
     if result < 0:
         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-    return result
+    return int(result)
 
 
 def landlock_abi() -> int:
@@ -363,7 +363,7 @@ def _clear_capabilities() -> bool:
     load modules, mount, change sysctls or bypass file permissions."""
     header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
     data = (_CapData * 2)()
-    return _libc.capset(ctypes.byref(header), data) == 0
+    return bool(_libc.capset(ctypes.byref(header), data) == 0)
 
 
 # --- seccomp: no new user namespaces; memfd_create refused where no memory cgroup counts it ------

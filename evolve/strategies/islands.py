@@ -23,7 +23,7 @@ Cell = tuple[int, ...]
 
 class Islands(Strategy):
     name = "islands"
-    defaults: dict[str, Any] = {
+    defaults = {
         "islands": 4,
         "migration_interval": 10,
         "migration_rate": 0.1,

@@ -65,7 +65,7 @@ class Truncated:
     then: "Response" = "truncated reply"
 
 
-Response = Union[str, dict, Reply, HTTPFault, Slow, Garbage, Truncated]
+Response = Union[str, dict[str, Any], Reply, HTTPFault, Slow, Garbage, Truncated]
 Script = Union[Iterable[Response], Callable[[dict[str, Any]], Response]]
 
 

@@ -74,7 +74,7 @@ def test_a_variant_replaces_whole_sections_and_models_only_the_model_list() -> N
     (lambda d: d["variants"].append({"name": "hill"}), "c.yaml: variants: names must be unique"),
     (lambda d: d["variants"][1].update(parallel={"evaluations": 1}), "c.yaml: variants.1.parallel: unknown key"),
     (lambda d: d["variants"][1].update(name="a b"), "c.yaml: variants.1.name: String should match pattern"),
-    (lambda d: d["variants"][1]["strategy"].update(name="islnds"), "c.yaml: variants.1.strategy.name: Input should be"),
+    (lambda d: d["variants"][1]["strategy"].update(name="islnds"), "c.yaml: variants.1.strategy.name: unknown strategy (known: agent, agent-cli, hillclimb, islands, random) (got 'islnds')"),
     (lambda d: d["base"].update(seeds=["nope.py"]), "c.yaml: base.seeds.0: no such seed file 'nope.py'"),
     (lambda d: d["base"]["task"].update(name="nosuchtask"), "c.yaml: base.task: unknown task 'nosuchtask'"),
     (lambda d: d.update(budget={"tokens": 1000}), "c.yaml: variants.0: a tokens budget never ends a run that uses no LLM"),
