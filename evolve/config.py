@@ -259,18 +259,17 @@ def _check_semantics(cfg: RunConfig, source: str) -> None:
             check()
         except UserError as exc:
             raise ConfigError(f"{source}: {key}: {exc}") from None
-    task_objectives = task_class(cfg.task.name).objectives
     total = sum(m.weight for m in cfg.mutators)
     if not math.isfinite(total):
         raise ConfigError(f"{source}: mutators: weights must be finite")
-    _check_plugins(cfg, source, task_objectives)
+    _check_plugins(cfg, source)
 
 
-def _check_plugins(cfg: RunConfig, source: str, task_objectives: tuple[Objective, ...]) -> None:
+def _check_plugins(cfg: RunConfig, source: str) -> None:
     """Mutator and strategy parameters are validated by their own declarations, at load time. Only
     a user error becomes a config error: an exception of another class is a bug and propagates."""
     from evolve.mutators import check_mutator
-    from evolve.strategies import make_strategy
+    from evolve.strategies import strategy_class
 
     for i, m in enumerate(cfg.mutators):
         try:
@@ -278,7 +277,7 @@ def _check_plugins(cfg: RunConfig, source: str, task_objectives: tuple[Objective
         except UserError as exc:
             raise ConfigError(f"{source}: mutators.{i}.params: {exc}") from None
     try:
-        make_strategy(cfg.strategy.name, resolve_objectives(cfg, task_objectives), dict(cfg.strategy.params))
+        strategy_class(cfg.strategy.name).parse(dict(cfg.strategy.params))
     except UserError as exc:
         raise ConfigError(f"{source}: strategy.params: {exc}") from None
 

@@ -10,6 +10,7 @@ traceback, never a "config error".
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -44,4 +45,18 @@ def parse_params(model: type[P], data: Mapping[str, Any], owner: str, error: typ
         raise error(f"{owner}: unknown {noun} {field!r} (known: {known})") from None
     bound = _BOUNDS.get(err["type"])
     reason = ("must be " + bound.format(**err.get("ctx", {}))) if bound else err["msg"].removeprefix("Value error, ")
-    raise error(f"{owner}: {field}: {reason} (got {err.get('input')!r})") from None
+    where = f"{field}: " if field else ""
+    got = "" if isinstance(err.get("input"), dict) else f" (got {err.get('input')!r})"
+    raise error(f"{owner}: {where}{reason}{got}") from None
+
+
+def plugin_class(registry: Mapping[str, str], name: str, base: type, what: str,
+                 error: type[UserError]) -> Any:
+    """The class registered as ``name`` in ``registry`` (name -> ``"module:Class"``, the one list of
+    names), imported on first use so a registry costs nothing until a plugin is built."""
+    if name not in registry:
+        raise error(f"unknown {what} {name!r} (known: {', '.join(sorted(registry))})")
+    module, _, attr = registry[name].partition(":")
+    found = getattr(importlib.import_module(module), attr)
+    assert isinstance(found, type) and issubclass(found, base), f"{registry[name]} is not a {base.__name__}"
+    return found

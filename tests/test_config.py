@@ -90,7 +90,7 @@ BAD = [
     ("mutators.0.params", {"max_edits": 0}, "mutators.0.params: mutator 'numeric': max_edits: must be >= 1 (got 0)"),
     ("mutators.0.params", {"max_edits": "3"}, "mutators.0.params: mutator 'numeric': max_edits: Input should be a valid integer (got '3')"),
     ("strategy.params", {"inspiration": 2}, "strategy.params: strategy 'hillclimb': unknown parameter 'inspiration'"),
-    ("strategy.params", {"inspirations": -1}, "strategy.params: strategy 'hillclimb': inspirations must be"),
+    ("strategy.params", {"inspirations": -1}, "strategy.params: strategy 'hillclimb': inspirations: must be >= 0 (got -1)"),
 ]
 
 
@@ -146,3 +146,14 @@ def test_environment_variables_are_expanded(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.delenv("EV_TEST_MODEL")
     with pytest.raises(ConfigError, match=r"llm\.models\.0\.name: environment variable EV_TEST_MODEL is not set"):
         load_config(write(tmp_path, data))
+
+
+def test_plugin_parameters_are_checked_without_building_the_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run builds the strategy once; config validation only parses its parameter model."""
+    from evolve.strategies.hillclimb import HillClimb
+
+    def built(*args: object, **kwargs: object) -> None:
+        raise AssertionError("config validation built the strategy")
+
+    monkeypatch.setattr(HillClimb, "__init__", built)
+    load_config(write(tmp_path, good()))

@@ -31,7 +31,7 @@ def loaded_after(code: str) -> set[str]:
     ("import evolve.candidate, evolve.errors", set()),
     ("from evolve.archive import RunMeta, Candidate", set()),
     ("from evolve.tasks import Objective\nfrom evolve.strategies import make_strategy\n"
-     "make_strategy('islands', (Objective('x'),)).ranker.front([])", set()),
+     "make_strategy('islands', (Objective('x'),)).ranker.front([])", {"pydantic"}),  # parameter models
     ("from evolve.mutators import make_mutator\nmake_mutator('numeric')", {"pydantic"}),
 ])
 def test_light_faces(code: str, allowed: set[str]) -> None:

@@ -6,9 +6,9 @@ machinery nor an LLM client; only the ``agent``/``agent-cli`` strategies do, whe
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from evolve.plugins import plugin_class
 from evolve.strategies.base import Proposal, Strategy, StrategyError
 from evolve.tasks import Objective
 
@@ -24,10 +24,7 @@ STRATEGIES: dict[str, str] = {
 
 def strategy_class(name: str) -> type[Strategy]:
     """The Strategy subclass registered as ``name``; raises :class:`StrategyError` for another name."""
-    if name not in STRATEGIES:
-        raise StrategyError(f"unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})")
-    module, _, cls = STRATEGIES[name].partition(":")
-    found: type[Strategy] = getattr(importlib.import_module(module), cls)
+    found: type[Strategy] = plugin_class(STRATEGIES, name, Strategy, "strategy", StrategyError)
     return found
 
 

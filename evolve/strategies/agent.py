@@ -19,7 +19,9 @@ import random
 import re
 import shutil
 from abc import abstractmethod
-from typing import Any
+from typing import Any, Callable
+
+from pydantic import Field, ValidationInfo, field_validator
 
 from evolve.agents.brief import clip, figures
 from evolve.agents.cli_agent import (
@@ -30,6 +32,7 @@ from evolve.agents.loop import run_session
 from evolve.agents.notes import Notes
 from evolve.candidate import Candidate
 from evolve.agents.session import AgentSession, Host, best_of
+from evolve.plugins import Params as PluginParams
 from evolve.strategies.base import Proposal, Strategy, StrategyError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -115,22 +118,17 @@ class AgentStrategy(Strategy):
         self.open = None
 
 
-def _positive_int_or_none(strategy: Strategy, name: str) -> None:
-    value = strategy.params[name]
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise StrategyError(f"strategy {strategy.name!r}: {name} must be a positive int or null (got {value!r})")
-
-
 class ToolAgent(AgentStrategy):
     """``agent``: our own tool-calling session per iteration (see :mod:`evolve.agents.loop`)."""
 
     name = "agent"
-    defaults = {"turns_per_iteration": 12, "evaluations_per_iteration": 4, "tokens_per_iteration": None}
+
+    class Params(PluginParams):
+        turns_per_iteration: int = Field(default=12, ge=1, le=200)
+        evaluations_per_iteration: int = Field(default=4, ge=1, le=100)
+        tokens_per_iteration: int | None = Field(default=None, ge=1)
 
     def validate(self) -> None:
-        self._param("turns_per_iteration", int, 1, 200)
-        self._param("evaluations_per_iteration", int, 1, 100)
-        _positive_int_or_none(self, "tokens_per_iteration")
         self.evaluations_per_iteration = self.params["evaluations_per_iteration"]
 
     def _run(self, session: AgentSession) -> tuple[Candidate | None, str, str]:
@@ -148,27 +146,42 @@ class CliAgent(AgentStrategy):
     """``agent-cli``: an external coding agent per iteration (see :mod:`evolve.agents.cli_agent`)."""
 
     name = "agent-cli"
-    defaults = {"command": list(DEFAULT_COMMAND), "timeout_s": 600.0, "env": [], "prompt": None,
-                "tokens_per_iteration": None, "price_in": 0.0, "price_out": 0.0, "model": None}
+
+    class Params(PluginParams):
+        command: list[str] | str = Field(default_factory=lambda: list(DEFAULT_COMMAND))
+        timeout_s: float = Field(default=600.0, ge=1e-3, le=86400.0)
+        env: list[str] = Field(default_factory=list)  # names of variables passed to the agent
+        prompt: str | None = None
+        tokens_per_iteration: int | None = Field(default=None, ge=1)
+        price_in: float = Field(default=0.0, ge=0.0)  # USD per million tokens
+        price_out: float = Field(default=0.0, ge=0.0)
+        model: str | None = None
+
+        @field_validator("command")
+        @classmethod
+        def _command(cls, v: list[str] | str) -> list[str] | str:
+            _template(lambda: parse_command(v))
+            return v
+
+        @field_validator("env")
+        @classmethod
+        def _env(cls, v: list[str]) -> list[str]:
+            if not all(_ENV_NAME.match(n) for n in v):
+                raise ValueError("must be a list of environment variable names")
+            return v
+
+        @field_validator("prompt", "model")
+        @classmethod
+        def _text(cls, v: str | None, info: ValidationInfo) -> str | None:
+            if v is not None and not v.strip():
+                raise ValueError("must be a non-empty string or null")
+            if v is not None and info.field_name == "prompt":
+                _template(lambda: check_template(v, PROMPT_FIELDS, "prompt"))
+            return v
 
     def validate(self) -> None:
         p = self.params
-        self._param("timeout_s", float, 1e-3, 86400.0)
-        self._param("price_in", float, 0.0)
-        self._param("price_out", float, 0.0)
-        _positive_int_or_none(self, "tokens_per_iteration")
-        env = p["env"]
-        if not isinstance(env, list) or not all(isinstance(n, str) and _ENV_NAME.match(n) for n in env):
-            raise StrategyError(f"strategy 'agent-cli': env must be a list of environment variable names (got {env!r})")
-        for key in ("prompt", "model"):
-            if p[key] is not None and not (isinstance(p[key], str) and p[key].strip()):
-                raise StrategyError(f"strategy 'agent-cli': {key} must be a non-empty string or null")
-        try:
-            command = parse_command(p["command"])
-            if p["prompt"] is not None:
-                check_template(p["prompt"], PROMPT_FIELDS, "prompt")
-        except TemplateError as exc:
-            raise StrategyError(f"strategy 'agent-cli': {exc}") from None
+        command, env = parse_command(p["command"]), p["env"]
         self.settings = CliSettings(command=command, timeout_s=float(p["timeout_s"]), env=tuple(env),
                                     prompt=p["prompt"] or DEFAULT_PROMPT, price_in=float(p["price_in"]),
                                     price_out=float(p["price_out"]), model=p["model"])
@@ -182,3 +195,11 @@ class CliAgent(AgentStrategy):
     def _run(self, session: AgentSession) -> tuple[Candidate | None, str, str]:
         outcome = run_cli_iteration(session, self.settings)
         return outcome.attempt, outcome.reason, outcome.claim
+
+
+def _template(check: Callable[[], object]) -> None:
+    """Run a template check inside a parameter validator: its error is the reason, one line."""
+    try:
+        check()
+    except TemplateError as exc:  # its own "command: " / "prompt: " prefix: the field is named already
+        raise ValueError(str(exc).removeprefix("command: ").removeprefix("prompt: ")) from None

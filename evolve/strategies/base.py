@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from evolve.candidate import Candidate
 from evolve.errors import UserError
+from evolve.plugins import Params as PluginParams
+from evolve.plugins import parse_params
+from evolve.errors import UserError
 from evolve.strategies.ranking import Ranker
 from evolve.tasks import Objective
 
@@ -60,22 +63,22 @@ class Population:
 
 class Strategy(ABC):
     name: ClassVar[str] = ""
-    #: Parameter names and defaults; anything else in the config is rejected.
-    defaults: ClassVar[dict[str, Any]] = {}
+    #: The strategy's parameters (see :mod:`evolve.plugins`); anything else in the config is rejected.
+    Params: ClassVar[type[PluginParams]] = PluginParams
+
+    @classmethod
+    def parse(cls, params: dict[str, Any]) -> PluginParams:
+        """Validate ``params`` (at config load, without building, and at construction)."""
+        return parse_params(cls.Params, params, f"strategy {cls.name!r}", StrategyError, noun="parameter")
 
     def __init__(self, objectives: tuple[Objective, ...], params: dict[str, Any] | None = None) -> None:
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            known = ", ".join(sorted(self.defaults)) or "none"
-            raise StrategyError(f"strategy {self.name!r}: unknown parameter {unknown[0]!r} (known: {known})")
-        self.params: dict[str, Any] = {**self.defaults, **params}
+        self.params: dict[str, Any] = self.parse(dict(params or {})).model_dump()
         self.ranker = Ranker(objectives)
         self.population = Population()
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`StrategyError` for a bad parameter value."""
+        """Derive what the parameters imply once the objectives are known (values are already valid)."""
 
     def add(self, ind: Candidate) -> None:
         """Record an evaluated candidate (seeds first, then children in archive order)."""
@@ -105,16 +108,3 @@ class Strategy(ABC):
         choices = [ind.id for ind in pool if ind.id != exclude]
         rng.shuffle(choices)
         return tuple(choices[:k])
-
-    def _param(self, name: str, kind: type, lo: float | None = None, hi: float | None = None) -> None:
-        value = self.params[name]
-        ok = isinstance(value, kind) and not isinstance(value, bool)
-        if kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and lo is not None and value < lo:
-            ok = False
-        if ok and hi is not None and value > hi:
-            ok = False
-        if not ok:
-            bounds = f" in [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-            raise StrategyError(f"strategy {self.name!r}: {name} must be a {kind.__name__}{bounds} (got {value!r})")

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import random
 
+from pydantic import Field
+
+from evolve.plugins import Params as PluginParams
 from evolve.strategies.base import Proposal, Strategy
 
 
 class HillClimb(Strategy):
     name = "hillclimb"
-    defaults = {"inspirations": 2}
 
-    def validate(self) -> None:
-        self._param("inspirations", int, 0, 10)
+    class Params(PluginParams):
+        inspirations: int = Field(default=2, ge=0, le=10)  # other front members shown to the mutator
 
     def propose(self, rng: random.Random) -> Proposal:
         best = self.ranker.front(self.population.all())

@@ -15,7 +15,10 @@ import random
 from typing import Any
 
 from evolve.candidate import Candidate
-from evolve.strategies.base import Proposal, Strategy, StrategyError
+from pydantic import Field, model_validator
+
+from evolve.plugins import Params as PluginParams
+from evolve.strategies.base import Proposal, Strategy
 from evolve.tasks import Objective
 
 Cell = tuple[int, ...]
@@ -23,16 +26,22 @@ Cell = tuple[int, ...]
 
 class Islands(Strategy):
     name = "islands"
-    defaults = {
-        "islands": 4,
-        "migration_interval": 10,
-        "migration_rate": 0.1,
-        "exploitation": 0.7,
-        "exploration": 0.2,
-        "features": None,  # default: [first objective, "code_length"]
-        "bin_base": 1.25,
-        "inspirations": 2,
-    }
+
+    class Params(PluginParams):
+        islands: int = Field(default=4, ge=1, le=64)
+        migration_interval: int = Field(default=10, ge=1)  # children per island between migrations
+        migration_rate: float = Field(default=0.1, ge=0.0, le=1.0)  # share of an island that emigrates
+        exploitation: float = Field(default=0.7, ge=0.0, le=1.0)  # parent from the island's front
+        exploration: float = Field(default=0.2, ge=0.0, le=1.0)  # parent from all its members
+        features: list[str] | None = Field(default=None, min_length=1)  # default: [first objective, "code_length"]
+        bin_base: float = Field(default=1.25, ge=1.01)
+        inspirations: int = Field(default=2, ge=0, le=10)
+
+        @model_validator(mode="after")
+        def _shares(self) -> "Islands.Params":
+            if self.exploitation + self.exploration > 1.0:
+                raise ValueError("exploitation + exploration must be <= 1")
+            return self
 
     def __init__(self, objectives: tuple[Objective, ...], params: dict[str, Any] | None = None) -> None:
         super().__init__(objectives, params)
@@ -45,24 +54,8 @@ class Islands(Strategy):
         self.migrations: list[tuple[int, int, int]] = []
 
     def validate(self) -> None:
-        self._param("islands", int, 1, 64)
-        self._param("migration_interval", int, 1)
-        self._param("migration_rate", float, 0.0, 1.0)
-        self._param("exploitation", float, 0.0, 1.0)
-        self._param("exploration", float, 0.0, 1.0)
-        self._param("bin_base", float, 1.01)
-        self._param("inspirations", int, 0, 10)
-        if self.params["exploitation"] + self.params["exploration"] > 1.0:
-            raise self._error("exploitation + exploration must be <= 1")
         features = self.params["features"]
-        if features is None:
-            features = [self.ranker.objectives[0].name, "code_length"]
-        if not (isinstance(features, list) and features and all(isinstance(f, str) for f in features)):
-            raise self._error(f"features must be a non-empty list of metric names (got {features!r})")
-        self.features: list[str] = features
-
-    def _error(self, msg: str) -> StrategyError:
-        return StrategyError(f"strategy 'islands': {msg}")
+        self.features: list[str] = features or [self.ranker.objectives[0].name, "code_length"]
 
     # --- population --------------------------------------------------------------------------
     def add(self, ind: Candidate) -> None:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import random
 
+from pydantic import Field
+
+from evolve.plugins import Params as PluginParams
 from evolve.strategies.base import Proposal, Strategy
 
 
 class RandomSearch(Strategy):
     name = "random"
-    defaults = {"inspirations": 0}
 
-    def validate(self) -> None:
-        self._param("inspirations", int, 0, 10)
+    class Params(PluginParams):
+        inspirations: int = Field(default=0, ge=0, le=10)
 
     def propose(self, rng: random.Random) -> Proposal:
         pool = [ind for ind in self.population.all() if ind.status == "ok"] or self.population.all()

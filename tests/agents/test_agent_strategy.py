@@ -215,9 +215,9 @@ def test_an_interrupted_iteration_is_closed_on_resume_and_notes_survive(tmp_path
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"turns_per_iteration": 0}, "turns_per_iteration must be a int in [1, 200]"),
-    ({"evaluations_per_iteration": True}, "evaluations_per_iteration must be a int"),
-    ({"tokens_per_iteration": "lots"}, "tokens_per_iteration must be a positive int or null"),
+    ({"turns_per_iteration": 0}, "turns_per_iteration: must be >= 1 (got 0)"),
+    ({"evaluations_per_iteration": True}, "evaluations_per_iteration: Input should be a valid integer (got True)"),
+    ({"tokens_per_iteration": "lots"}, "tokens_per_iteration: Input should be a valid integer (got 'lots')"),
     ({"turns": 3}, "unknown parameter 'turns'"),
 ])
 def test_bad_parameters_are_one_line_config_errors(tmp_path: Path, params: dict, message: str) -> None:

@@ -162,10 +162,10 @@ def test_interrupt_kills_the_agent_and_resume_continues_with_the_notes(tmp_path:
     ({"command": ["codex", "{workdir"]}, "command: "),
     ({"command": "{program} x"}, "cannot be a placeholder"),
     ({"command": []}, "command must be a non-empty list"),
-    ({"env": ["NOT-A-NAME"]}, "env must be a list of environment variable names"),
-    ({"timeout_s": -1}, "timeout_s must be a float"),
+    ({"env": ["NOT-A-NAME"]}, "env: must be a list of environment variable names (got ['NOT-A-NAME'])"),
+    ({"timeout_s": -1}, "timeout_s: must be >= 0.001 (got -1)"),
     ({"prompt": "Improve {program} using {secret}"}, "prompt: unknown placeholder {secret}"),
-    ({"tokens_per_iteration": 0}, "tokens_per_iteration must be a positive int or null"),
+    ({"tokens_per_iteration": 0}, "tokens_per_iteration: must be >= 1 (got 0)"),
 ])
 def test_bad_parameters_are_one_line_config_errors(tmp_path: Path, params: dict, message: str) -> None:
     data = cli_config(tmp_path, "improve")

@@ -54,7 +54,7 @@ def test_random_strategy_has_no_selection_pressure() -> None:
 def test_unknown_and_bad_parameters() -> None:
     with pytest.raises(StrategyError, match="unknown parameter 'nope'"):
         make_strategy("islands", OBJ, {"nope": 1})
-    with pytest.raises(StrategyError, match="migration_rate must be a float"):
+    with pytest.raises(StrategyError, match="migration_rate: must be <= 1.0 \\(got 3\\)"):
         make_strategy("islands", OBJ, {"migration_rate": 3})
     with pytest.raises(StrategyError, match="exploitation \\+ exploration"):
         make_strategy("islands", OBJ, {"exploitation": 0.8, "exploration": 0.5})
