@@ -235,6 +235,11 @@ class LLMClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def prompt_style(self) -> tuple[bool, bool]:
+        """``(strict, diffs)`` for a mutator's ``style: auto``: an endpoint is assumed capable (the
+        full prompt, SEARCH/REPLACE edits); a local registry model says otherwise."""
+        return False, True
+
     # --- internals ---------------------------------------------------------------------------
     def _finish(self, spec: ModelSpec, response: dict[str, Any], *, cached: bool, start: float, attempts: int) -> Completion:
         pt, ct = int(response.get("prompt_tokens", 0)), int(response.get("completion_tokens", 0))

@@ -365,6 +365,10 @@ class LocalLLMClient(LLMClient):
         super().__init__(base_url, [ModelSpec(profile.name)], api_key_env=None, **kwargs)
         self.profile, self.server = profile, server
 
+    def prompt_style(self) -> tuple[bool, bool]:
+        """What this model's registry entry measured: strict prompt? worth asking for diffs?"""
+        return self.profile.strict, self.profile.diffs
+
     def close(self) -> None:
         try:
             super().close()

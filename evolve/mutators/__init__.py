@@ -7,10 +7,10 @@ mutators never import the LLM client (nor the OpenAI SDK).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from evolve.mutators.base import EditError, Mutation, MutationContext, Mutator, MutatorError
+from evolve.plugins import plugin_class
 
 if TYPE_CHECKING:
     from evolve.llm.client import LLMClient
@@ -28,10 +28,7 @@ MUTATORS: dict[str, str] = {
 
 def mutator_class(name: str) -> type[Mutator]:
     """The Mutator subclass registered as ``name``; raises :class:`MutatorError` for another name."""
-    if name not in MUTATORS:
-        raise MutatorError(f"unknown mutator {name!r} (known: {', '.join(sorted(MUTATORS))})")
-    module, _, cls = MUTATORS[name].partition(":")
-    found: type[Mutator] = getattr(importlib.import_module(module), cls)
+    found: type[Mutator] = plugin_class(MUTATORS, name, Mutator, "mutator", MutatorError)
     return found
 
 

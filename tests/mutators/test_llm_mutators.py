@@ -11,7 +11,7 @@ from evolve.mutators import make_mutator
 from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.mutators.base import MutationContext
-from evolve.mutators.llm import build_messages
+from evolve.mutators.prompts import build_messages
 from evolve.tasks import Constraint, Objective
 from evolve.testing import FakeLLMServer, HTTPFault, Reply, server_error
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evolve.mutators.llm import extract_code, intent, restore_imports
+from evolve.mutators.replies import extract_code, intent, restore_imports
 
 CODE = "import math\n\n\ndef f(x):\n    return math.sqrt(x)\n"
 

@@ -16,7 +16,7 @@ from evolve.mutators import make_mutator
 from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.mutators.base import MutationContext
-from evolve.mutators.llm import extract_code
+from evolve.mutators.replies import extract_code
 from evolve.run import EvolutionRun
 from evolve.tasks import Objective
 from evolve.testing import FakeLLMServer
