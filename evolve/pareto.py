@@ -12,6 +12,11 @@ violation, after every candidate that has a point). NaN compares false with ever
 coordinate left in a point would make that point undominated: the archive and the strategies used
 to disagree on exactly this. ``inf`` is an ordinary value (a worst or best possible figure).
 
+Non-dominated sorting and hypervolume run in moocore (exact C code): on this machine it returned
+the same fronts and volumes as our former pure-Python code and was 100-5,000x faster for sorting
+50-1,000 points and 1.4-200x faster for volumes (``bench/pareto_stats_libs.py``); the property
+tests in ``tests/test_pareto.py`` check it against definitions written out there.
+
 Ties and duplicates: ``a`` dominates ``b`` when it is no worse everywhere and strictly better
 somewhere. Equal points therefore never dominate each other, so duplicates are *all* non-dominated
 and share a front; the archive keeps every one of them (each is a distinct candidate that reached the
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 Point = Sequence[float]
 
@@ -56,35 +61,22 @@ def dominates(a: Point, b: Point) -> bool:
 
 def non_dominated(points: Sequence[Point]) -> list[int]:
     """Indices (ascending) of the points no other point dominates; duplicates are all kept."""
-    return [i for i, p in enumerate(points) if not any(dominates(q, p) for q in points)]
+    if not points:
+        return []
+    keep = _moocore().is_nondominated(_array(points), keep_weakly=True)
+    return [i for i, kept in enumerate(keep) if kept]
 
 
 def non_dominated_sort(points: Sequence[Point]) -> list[list[int]]:
     """Partition the indices into fronts: front 0 is non-dominated, front k is non-dominated once
-    fronts 0..k-1 are removed (Deb's fast non-dominated sort, O(M N^2))."""
-    n = len(points)
-    dominated_by: list[list[int]] = [[] for _ in range(n)]  # i -> indices i dominates
-    count = [0] * n  # how many points dominate i
-    for i in range(n):
-        for j in range(i + 1, n):
-            if dominates(points[i], points[j]):
-                dominated_by[i].append(j)
-                count[j] += 1
-            elif dominates(points[j], points[i]):
-                dominated_by[j].append(i)
-                count[i] += 1
-    fronts: list[list[int]] = []
-    current = [i for i in range(n) if count[i] == 0]
-    while current:
-        fronts.append(current)
-        following: list[int] = []
-        for i in current:
-            for j in dominated_by[i]:
-                count[j] -= 1
-                if count[j] == 0:
-                    following.append(j)
-        current = sorted(following)
-    return fronts
+    fronts 0..k-1 are removed; indices ascending within a front."""
+    if not points:
+        return []
+    ranks = [int(r) for r in _moocore().pareto_rank(_array(points))]
+    fronts: list[list[int]] = [[] for _ in range(max(ranks) + 1)]
+    for i, rank in enumerate(ranks):
+        fronts[rank].append(i)
+    return [front for front in fronts if front]
 
 
 def crowding_distance(points: Sequence[Point]) -> list[float]:
@@ -109,36 +101,17 @@ def crowding_distance(points: Sequence[Point]) -> list[float]:
 
 
 def hypervolume(points: Sequence[Point], reference: Point) -> float:
-    """Volume dominated by ``points`` and bounded by ``reference`` (exact, by slicing).
+    """Volume dominated by ``points`` and bounded by ``reference`` (exact).
 
-    Points that do not strictly dominate the reference in every coordinate add nothing. Intended for
-    1-3 objectives: the cost is O(n log n) in 2-D and O(n^2 log n) in 3-D.
+    Points that do not strictly dominate the reference in every coordinate add nothing. One
+    objective is a difference; two or more go to moocore's exact algorithms.
     """
     inside = [tuple(p) for p in points if all(x < r for x, r in zip(p, reference))]
     if not inside:
         return 0.0
     if len(reference) == 1:
         return reference[0] - min(p[0] for p in inside)
-    if len(reference) == 2:
-        return _hypervolume_2d(inside, reference)
-    inside.sort(key=lambda p: p[-1])
-    volume = 0.0
-    for i, point in enumerate(inside):
-        upper = inside[i + 1][-1] if i + 1 < len(inside) else reference[-1]
-        if upper > point[-1]:
-            slab = hypervolume([p[:-1] for p in inside[: i + 1]], reference[:-1])
-            volume += slab * (upper - point[-1])
-    return volume
-
-
-def _hypervolume_2d(points: list[tuple[float, ...]], reference: Point) -> float:
-    """Sweep along x keeping the lowest y seen so far: the union of boxes is a staircase."""
-    volume, best_y = 0.0, reference[1]
-    for x, y in sorted(points):
-        if y < best_y:
-            volume += (reference[0] - x) * (best_y - y)
-            best_y = y
-    return volume
+    return float(_moocore().hypervolume(_array(inside), ref=list(reference)))
 
 
 def by_violation(violations: Sequence[float]) -> list[int]:
@@ -148,3 +121,16 @@ def by_violation(violations: Sequence[float]) -> list[int]:
     (violation ``inf``) last.
     """
     return sorted(range(len(violations)), key=lambda i: violations[i])
+
+
+def _moocore() -> Any:
+    """moocore (C code, exact), imported on first use so that importing this module stays free."""
+    import moocore
+
+    return moocore
+
+
+def _array(points: Sequence[Point]) -> Any:
+    import numpy
+
+    return numpy.asarray([tuple(p) for p in points], dtype=float)
