@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import signal
 import socket
@@ -66,7 +67,7 @@ def write_file(path: str, mb: int) -> str:
 
 
 def write_files(paths: list[str]) -> dict[str, str]:
-    return {p: _attempt(lambda p=p: Path(p).write_text("escaped")) for p in paths}
+    return {p: _attempt(functools.partial(Path(p).write_text, "escaped")) for p in paths}
 
 
 def read_files(paths: list[str]) -> dict[str, str]:
@@ -76,7 +77,7 @@ def read_files(paths: list[str]) -> dict[str, str]:
         else:
             Path(p).read_bytes()
 
-    return {p: _attempt(lambda p=p: read(p)) for p in paths}
+    return {p: _attempt(functools.partial(read, p)) for p in paths}
 
 
 def proc_view(host_pid: int) -> dict[str, Any]:
@@ -145,7 +146,7 @@ def plant(marker: str) -> dict[str, str]:
     json.evolve_planted = marker  # type: ignore[attr-defined]
     results = {}
     for path in (os.path.join(os.environ.get("HOME", "."), "planted"), "/tmp/evolve-planted", "/var/tmp/evolve-planted"):
-        results[path] = _attempt(lambda path=path: Path(path).write_text(marker))
+        results[path] = _attempt(functools.partial(Path(path).write_text, marker))
     return results
 
 

@@ -62,7 +62,7 @@ def available() -> str | None:
 
 def new_pid_namespace() -> bool:
     """Make the caller's next child pid 1 of a new pid namespace (called by the supervisor)."""
-    return _libc.unshare(_CLONE_NEWPID) == 0
+    return bool(_libc.unshare(_CLONE_NEWPID) == 0)
 
 
 def plan(readable: list[str], etc: str, dev: str, links_dir: str) -> dict[str, list[list[str]]]:
@@ -155,7 +155,7 @@ def enter(stage: str, view: dict[str, list[list[str]]], workdir: str) -> None:
 def mount_workdir(path: str, size_mb: int, owner: int = SANDBOX_UID) -> bool:
     """Mount a tmpfs of ``size_mb`` owned by ``owner`` (the job's uid) on the empty directory ``path``."""
     options = f"size={size_mb}m,mode=0700,uid={owner},gid={owner}".encode()
-    return _libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) == 0
+    return bool(_libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) == 0)
 
 
 _TMPFS_MAGIC = 0x01021994

@@ -91,7 +91,7 @@ def _probe_namespaces() -> tuple[bool, str]:
 
 def _try_namespaces() -> bool:
     libc = ctypes.CDLL(None, use_errno=True)
-    return libc.unshare(0x00020000 | 0x04000000 | 0x20000000) == 0  # CLONE_NEWNS | NEWUTS | NEWPID
+    return bool(libc.unshare(0x00020000 | 0x04000000 | 0x20000000) == 0)  # CLONE_NEWNS | NEWUTS | NEWPID
 
 
 def _try_seccomp() -> bool:
