@@ -11,6 +11,7 @@ import io
 import re
 import warnings
 from collections.abc import Iterable
+from typing import Any
 
 from evolve.archive import Candidate
 
@@ -32,7 +33,7 @@ def lineage_svg(candidates: Iterable[Candidate], front: set[int], best: int | No
         raise LineageUnavailable(UNAVAILABLE) from None
     by_id = {c.id: c for c in candidates}
     graph = nx.DiGraph()
-    for edge_parents in (lambda c: c.parents, lambda c: c.parents[:1]):
+    for edge_parents in (_all_parents, _first_parent):
         graph.clear()
         stack = [i for i in sorted(front | ({best} if best is not None else set())) if i in by_id]
         while stack:
@@ -51,7 +52,7 @@ def lineage_svg(candidates: Iterable[Candidate], front: set[int], best: int | No
     return _draw(nx, graph, front, best, link)
 
 
-def _draw(nx, graph, front: set[int], best: int | None, link: dict[int, str]) -> str:  # noqa: ANN001
+def _draw(nx: Any, graph: Any, front: set[int], best: int | None, link: dict[int, str]) -> str:
     from matplotlib import rc_context
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
@@ -82,3 +83,11 @@ def _draw(nx, graph, front: set[int], best: int | None, link: dict[int, str]) ->
     text = buffer.getvalue()
     text = re.sub(r"^.*?(?=<svg)", "", text, flags=re.S)  # drop the XML prolog and doctype
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+
+
+def _all_parents(c: Candidate) -> tuple[int, ...]:
+    return c.parents
+
+
+def _first_parent(c: Candidate) -> tuple[int, ...]:
+    return c.parents[:1]

@@ -192,7 +192,7 @@ def constraint_progress(stats: ComparisonStats) -> bytes:
     fig, axes = _figure(len(metrics) + 1)
     for ax, name in zip(axes, metrics):
         points = [(per_candidate[c.id], c.metrics[name]) for c in evaluated if name in c.metrics]
-        ax.scatter(*zip(*points), s=12, alpha=0.6, color="tab:blue", label="candidate")
+        ax.scatter(*_columns(points), s=12, alpha=0.6, color="tab:blue", label="candidate")
         rules = [k for k in meta.constraints if k.metric == name]
         high = any(k.op == ">=" for k in rules)
         best = np.maximum.accumulate if high else np.minimum.accumulate

@@ -48,14 +48,14 @@ def main(run_dir: Path, args: argparse.Namespace, console: Console | None = None
 # --- data (JSON-able) -------------------------------------------------------------------------
 def front_data(archive: Archive, *, sort: str | None = None, limit: int | None = None) -> dict[str, Any]:
     front = archive.front(sort or _default_sort(archive.meta), limit=limit)
-    return _jsonable({"summary": archive.summary().to_dict(), "meta": archive.meta.to_dict(),
+    return _json_object({"summary": archive.summary().to_dict(), "meta": archive.meta.to_dict(),
                       "front": [_row(c) for c in front]})
 
 
 def candidates_data(archive: Archive, *, sort: str | None = None,
                     limit: int | None = None) -> dict[str, Any]:
     rows = archive.candidates(sort, limit=limit)
-    return _jsonable({"sort": sort or "id", "candidates": [_row(c) for c in rows]})
+    return _json_object({"sort": sort or "id", "candidates": [_row(c) for c in rows]})
 
 
 def candidate_data(archive: Archive, key: int | str, *, diff: Diff | None = None) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def candidate_data(archive: Archive, key: int | str, *, diff: Diff | None = None
                             "on_front": lineage[0].id in {c.id for c in archive.front()}}
     if diff is not None:
         data["diff"] = _diff(archive, lineage[0], diff)
-    return _jsonable(data)
+    return _json_object(data)
 
 
 def _row(c: Candidate) -> dict[str, Any]:
@@ -163,14 +163,14 @@ def candidates_table(rows: list[Candidate], meta: RunMeta, *, title: str, status
     table.add_column("mutator", overflow="ellipsis", min_width=4)
     table.add_column("from", overflow="fold", min_width=4)
     for i, c in enumerate(rows):
-        cells: list[Any] = [str(c.id)]
-        cells += [column[i] for column in objective_cells]
-        cells += [Text(column[i], style="green" if con.satisfied(c.metrics) else "red")
-                  for con, column in zip(meta.constraints, constraint_cells)]
+        row: list[Any] = [str(c.id)]
+        row += [column[i] for column in objective_cells]
+        row += [Text(column[i], style="green" if con.satisfied(c.metrics) else "red")
+                for con, column in zip(meta.constraints, constraint_cells)]
         if status:
-            cells.append(_short_status(c))
-        cells += [c.mutator, " ".join(f"#{p}" for p in c.parents) or "seed"]
-        table.add_row(*cells)
+            row.append(_short_status(c))
+        row += [c.mutator, " ".join(f"#{p}" for p in c.parents) or "seed"]
+        table.add_row(*row)
     return table
 
 
@@ -256,6 +256,11 @@ def duration(seconds: float) -> str:
 
 def _print_json(console: Console, data: dict[str, Any]) -> None:
     console.out(json.dumps(data, indent=2), highlight=False)
+
+
+def _json_object(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = _jsonable(data)
+    return out
 
 
 def _jsonable(value: Any) -> Any:
