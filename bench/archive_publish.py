@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evolve.archive import Archive, CandidateRecord, RunMeta
+from evolve.archive import Archive, Candidate, RunMeta
 from evolve.archive.archive import PUBLISH_INTERVAL_S
 from evolve.evaluation import EvalResult
 from evolve.tasks import Objective
@@ -29,7 +29,7 @@ def batch_ms(root: Path, batches: int, interval: float) -> float:
     with Archive.create(root / "archive", META) as archive:
         archive.publish_interval_s = interval
         for i in range(batches):
-            record = CandidateRecord(source=f"PARAMS = {1000 - i}\n", parents=(i - 1,) if i else (),
+            record = Candidate(source=f"PARAMS = {1000 - i}\n", parents=(i - 1,) if i else (),
                                      result=EvalResult(status="ok", metrics={"params": 1000 - i},
                                                        feasible=True, violation=0.0))
             start = time.perf_counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evolve.archive import Archive, CandidateRecord, RunMeta
+from evolve.archive import Archive, Candidate, RunMeta
 from evolve.cli import main
 from evolve.evaluation import EvalResult
 from evolve.tasks import Constraint, Objective
@@ -17,11 +17,11 @@ META = RunMeta(run="exp", task="toy", constraints=(ACCURACY,),
                objectives=(Objective("params", "min"), Objective("rss_mib", "min", "MiB")))
 
 
-def record(params: float, rss: float, accuracy: float = 1.0, parents: tuple[int, ...] = ()) -> CandidateRecord:
+def record(params: float, rss: float, accuracy: float = 1.0, parents: tuple[int, ...] = ()) -> Candidate:
     metrics = {"params": params, "rss_mib": rss, "accuracy": accuracy}
     result = EvalResult(status="ok", metrics=metrics, feasible=ACCURACY.satisfied(metrics),
                         violation=ACCURACY.violation(metrics))
-    return CandidateRecord(source=f"PARAMS = {params}\nRSS = {rss}\n", result=result, parents=parents)
+    return Candidate(source=f"PARAMS = {params}\nRSS = {rss}\n", result=result, parents=parents)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_html_report import assert_self_contained, parse_dom, toy_run
 
-from evolve.archive import Archive, CandidateRecord, RunMeta
+from evolve.archive import Archive, Candidate, RunMeta
 from evolve.compare import Comparison
 from evolve.compare.stats import compute
 from evolve.evaluation import EvalResult
@@ -23,9 +23,9 @@ META = RunMeta(run="repair", task="adder", constraints=(ACCURACY,),
                task_options={"digits": 10, "hidden": {"cases": 2000, "carry_heavy": True}})
 
 
-def record(accuracy: float, parents: tuple[int, ...] = (), params: int = 58) -> CandidateRecord:
+def record(accuracy: float, parents: tuple[int, ...] = (), params: int = 58) -> Candidate:
     metrics = {"accuracy": accuracy, "params_unique": params}
-    return CandidateRecord(source=f"ACC = {accuracy}\n", parents=parents, description="raise fc_bias",
+    return Candidate(source=f"ACC = {accuracy}\n", parents=parents, description="raise fc_bias",
                            result=EvalResult(status="ok", metrics=metrics, feasible=ACCURACY.satisfied(metrics),
                                              violation=ACCURACY.violation(metrics)))
 

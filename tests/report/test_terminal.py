@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evolve.archive import Archive, CandidateRecord, RunMeta
+from evolve.archive import Archive, Candidate, RunMeta
 from evolve.evaluation import EvalResult
 from evolve.tasks import Constraint, Objective
 
@@ -35,7 +35,7 @@ def run_dir(tmp_path_factory) -> Path:
             result = EvalResult(status="ok", metrics=metrics,
                                 feasible=all(c.satisfied(metrics) for c in CONSTRAINTS),
                                 violation=sum(c.violation(metrics) for c in CONSTRAINTS))
-            a.add_batch([CandidateRecord(source=f"V = {i}\n", result=result, parents=(i - 1,) if i else (),
+            a.add_batch([Candidate(source=f"V = {i}\n", result=result, parents=(i - 1,) if i else (),
                                          mutator="llm-rewrite" if i else "seed")], {})
     return path
 
