@@ -132,7 +132,7 @@ class CliOutcome:
 def evaluate_command(session: AgentSession) -> str:
     """The shell command an agent can run to score the program exactly as evolve does."""
     host = session.host
-    options = [arg for k, v in sorted(host.task_options.items()) for arg in ("-o", f"{k}={json.dumps(v)}")]
+    options = [arg for k, v in sorted(host.task_options.items()) for arg in ("--option", f"{k}={json.dumps(v)}")]
     return shlex.join([sys.executable, "-m", "evolve.cli", "eval", host.task_name, host.program_name, *options])
 
 
