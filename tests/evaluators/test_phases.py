@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from evaluators._phases import MAX_ARTEFACT_BYTES, REFUSED, ArtefactFileError, artefact_files, refused
+from evaluators._phases import MAX_ARTEFACT_BYTES, REFUSED, ArtefactFileError, artefact_files, build_and_check, refused
 from evaluators._torch_model import RuleError
+from evolve.evaluation import EvalResult
+from evolve.sandbox import Job, Sandbox
 
 NAMES = ("program.json", "tensors.pt", "format.json")
 
@@ -40,3 +42,15 @@ def test_a_refused_artefact_is_invalid_with_a_one_line_reason() -> None:
     assert answer == {"status": "invalid", "error": f"{REFUSED}: token-lookup: aten.pow computes on token ids"}
     assert refused(MemoryError())["error"] == f"{REFUSED}: MemoryError"
     assert "\n" not in refused(RuntimeError("first line\nsecond line"))["error"]
+
+
+@pytest.mark.parametrize(("crash", "args"), [("os:abort", {}), ("ctypes:string_at", {"ptr": 8})])
+def test_a_checker_that_crashes_refuses_the_candidate(crash: str, args: dict[str, int]) -> None:
+    """A real check process dying of SIGABRT / SIGSEGV (a read of address 8; what a loader crash on a hostile artefact
+    looks like) makes the candidate ``invalid``, never an honest failure."""
+    with Sandbox(mode="forkserver") as box:
+        r = build_and_check(box, Job.call("os:getpid"), lambda files: Job.call(crash, **args), (),
+                            build_timeout_s=30.0, check_timeout_s=30.0)
+    assert isinstance(r, EvalResult) and r.status == "invalid" and not r.feasible
+    assert r.error.startswith(f"{REFUSED}: the check crashed"), r.error
+    assert r.phases["check"]["status"] == "crashed"
