@@ -27,13 +27,17 @@ bytes of every parameter, buffer and lifted constant (each storage once, tied te
 float32 units (4 bytes = 1, so float64 costs 2 per element and a bool buffer 1 per 4 elements),
 plus every scalar literal that enters a value computation (one per occurrence; a literal equal to the
 operator's default, or to the graph's own sequence length, is not the model's). Shape, dim, index
-and flag arguments are structure: listed (``info["structure_literals"]``), not counted.
+and flag arguments are structure: listed (``info["structure_literals"]``), not counted, except a
+size that makes new elements (:data:`SIZE_SLOTS`: ``ones(n).sum()`` is ``n``), which counts unless
+it is forced (:func:`forced_sizes`). Sizes of views, slices and reshapes only rearrange or drop
+elements that are already counted, so they stay structure.
 
 ``attention_ops`` (see :func:`attention_ops`) counts only real attention, found by dataflow on the
 graph and shapes from a probe run: a normalisation (softmax, fused attention, or exp over a sum of
 the same exp) over the key axis of scores that depend on the tokens and have a query and a key axis
 both of sequence length, whose weights are contracted over the key axis with token-dependent values
-and reach the output, and which put weight on other positions than the query's own in the probe.
+and reach the output, and which put weight on other positions than the query's own in the probe; and the ablation
+(:func:`_matters`): with each query reading only itself, the probe's scores must change.
 """
 
 from __future__ import annotations
@@ -171,11 +175,17 @@ def literals(graph: Graph) -> Literals:
     values: Counter = Counter()
     structure: Counter = Counter()
     value_sizes: set[str] = set()  # size expressions that feed a value argument
+    forced = forced_sizes(graph)
+    live = _reaches_output(graph)
     for node in graph.nodes:
         if node.op in PY_OPS:
             continue
-        for _, type_name, default, v in _schema_slots(node):
-            if _is_value_slot(type_name):
+        for name, type_name, default, v in _schema_slots(node):
+            if name in SIZE_SLOTS.get(node.op, ()) and node.name in live:
+                for s in _scalars(v):  # a size that makes values (ones(n).sum() is n): a value literal
+                    (structure if s in forced else values)[_key(s)] += 1
+                _size_ancestors(v, nodes, value_sizes)
+            elif _is_value_slot(type_name):
                 for s in _scalars(v):
                     if not _is_default(s, default) and s != graph.seq_len:
                         values[_key(s)] += 1
@@ -189,6 +199,25 @@ def literals(graph: Graph) -> Literals:
         elif node.op == "operator.getitem":
             structure.update(_key(s) for s in _scalars(list(node.args[1:])))
     return Literals(values, structure)
+
+
+#: Size arguments that make new elements out of nothing: ``ones(n).sum()``, ``x.expand(n).sum()``,
+#: ``pad(x, [0, n]).mean()`` turn the literal ``n`` into a value, so it counts like one.
+SIZE_SLOTS: dict[str, tuple[str, ...]] = {
+    "aten.ones.default": ("size",), "aten.zeros.default": ("size",), "aten.full.default": ("size",),
+    "aten.eye.default": ("n",), "aten.expand.default": ("size",), "aten.repeat.default": ("repeats",),
+    "aten.constant_pad_nd.default": ("pad",), "aten.pad.default": ("pad",),
+}
+
+
+def forced_sizes(graph: Graph) -> set[int]:
+    """Sizes the model does not choose: the sequence length, every dim of a stored non-empty tensor
+    (paid for by its elements), and -1, 0, 1 (keep, nothing, one: they make no new number)."""
+    forced = {-1, 0, 1} | ({graph.seq_len} if graph.seq_len is not None else set())
+    for i in graph.inputs:
+        if i.tensor is not None and i.tensor.numel() > 0:
+            forced.update(int(d) for d in i.tensor.shape)
+    return forced
 
 
 def _size_ancestors(value: Any, nodes: dict[str, Node], out: set[str]) -> None:
@@ -266,6 +295,8 @@ class Trace:
 
     env: dict[str, Any]
     length: int
+    tokens: torch.Tensor
+    out: Any
 
 
 def seq_axes(traces: Iterable[Trace], name: str) -> set[int]:
@@ -290,10 +321,10 @@ def attention_ops(graph: Graph, flow: Flow, traces: list[Trace]) -> int:
     count = 0
     for node in graph.nodes:
         if node.op in SDPA_OPS:
-            count += _real_sdpa(node, flow, traces, live)
+            count += _real_sdpa(graph, node, flow, traces, live)
         elif node.name in live:
             norm = _normalisation(node, graph)
-            if norm is not None and _real_softmax(node, *norm, flow, traces, consumers, live):
+            if norm is not None and _real_softmax(graph, node, *norm, flow, traces, consumers, live):
                 count += 1
     return count
 
@@ -331,7 +362,7 @@ def _normalisation(node: Node, graph: Graph) -> tuple[str, int] | None:
     return None
 
 
-def _real_softmax(node: Node, scores: str, dim: int, flow: Flow, traces: list[Trace],
+def _real_softmax(graph: Graph, node: Node, scores: str, dim: int, flow: Flow, traces: list[Trace],
                   consumers: dict[str, list[Node]], live: set[str]) -> bool:
     weights = traces[0].env.get(node.name)
     if scores not in flow.depends or not isinstance(weights, torch.Tensor) or weights.dim() < 2:
@@ -341,7 +372,12 @@ def _real_softmax(node: Node, scores: str, dim: int, flow: Flow, traces: list[Tr
     if key not in axes or len(axes) < 2:
         return False
     query = max(a for a in axes if a != key)
-    return _contracted(node.name, key, flow, traces, consumers, live) and _mixes(weights, query, key)
+    if not (_contracted(node.name, key, flow, traces, consumers, live) and _mixes(weights, query, key)):
+        return False
+    shape = [1] * weights.dim()
+    shape[query] = shape[key] = weights.shape[key]
+    own = torch.eye(weights.shape[key], dtype=weights.dtype).reshape(shape).expand_as(weights).clone()
+    return _matters(graph, traces[0], node.name, own)
 
 
 def _contracted(name: str, key: int, flow: Flow, traces: list[Trace], consumers: dict[str, list[Node]],
@@ -372,7 +408,7 @@ def _mixes(weights: torch.Tensor, query: int, key: int) -> bool:
     return total > 0 and off >= 0.01 * total
 
 
-def _real_sdpa(node: Node, flow: Flow, traces: list[Trace], live: set[str]) -> int:
+def _real_sdpa(graph: Graph, node: Node, flow: Flow, traces: list[Trace], live: set[str]) -> int:
     if node.name not in live or len(node.args) < 3 or not all(isinstance(a, _Ref) for a in node.args[:3]):
         return 0
     q, k, v = (a.name for a in node.args[:3])
@@ -381,7 +417,24 @@ def _real_sdpa(node: Node, flow: Flow, traces: list[Trace], live: set[str]) -> i
     if not all(-2 in seq_axes(traces, n) for n in (q, k, v)):
         return 0
     env = traces[0].env
-    return int(_mixes(_sdpa_weights(node, env), -2, -1))
+    if not _mixes(_sdpa_weights(node, env), -2, -1):
+        return 0
+    value = env.get(v)
+    return int(isinstance(value, torch.Tensor) and _matters(graph, traces[0], node.name, value.clone()))
+
+
+def _matters(graph: Graph, trace: Trace, name: str, own: torch.Tensor) -> bool:
+    """The ablation: with each query reading only its own position (``own`` in place of node
+    ``name``'s value), the probe's scores move by more than 0.1 % of their largest magnitude. An
+    attention whose mixing cannot reach the logits (scaled by a zero, masked out later) fails it."""
+    with torch.no_grad():
+        _, out = graph.run(trace.tokens, replace={name: own})
+    base = trace.out
+    if not isinstance(out, torch.Tensor) or not isinstance(base, torch.Tensor) or out.shape != base.shape:
+        return True  # a different output shape is an effect
+    scale = float(base.double().abs().nan_to_num(0.0, 0.0, 0.0).max()) if base.numel() else 0.0
+    diff = (out.double() - base.double()).abs().nan_to_num(0.0, 0.0, 0.0)
+    return bool(diff.numel()) and float(diff.max()) > 1e-3 * scale
 
 
 def _sdpa_weights(node: Node, env: dict[str, Any]) -> torch.Tensor:
@@ -436,5 +489,5 @@ def inspect_program(program: Program, prompts: torch.Tensor, max_len: int) -> tu
 def _trace(graph: Graph, prompts: torch.Tensor, length: int) -> Trace:
     tokens = torch.cat([prompts, prompts.new_zeros(prompts.shape[0], max(0, length - prompts.shape[1]))], 1)[:, :length]
     with torch.no_grad():
-        env, _ = graph.run(tokens)
-    return Trace(env, length)
+        env, out = graph.run(tokens)
+    return Trace(env, length, tokens, out)

@@ -206,12 +206,18 @@ class Graph:
     def __call__(self, tokens: torch.Tensor) -> Any:
         return self.run(tokens)[1]
 
-    def run(self, tokens: torch.Tensor) -> tuple[dict[str, Any], Any]:
-        """Run every node on ``tokens``; returns the value of every node and the output."""
+    def run(self, tokens: torch.Tensor, replace: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+        """Run every node on ``tokens``; returns the value of every node and the output.
+
+        ``replace`` gives some nodes a value instead of computing it (the attention ablation)."""
         env: dict[str, Any] = {i.name: tokens if i.kind == "input" else i.tensor for i in self.inputs}
         stored = [tokens] + [i.tensor for i in self.inputs if i.tensor is not None]
         versions = [t._version for t in stored]
+        replace = replace or {}
         for node in self.nodes:
+            if node.name in replace:
+                env[node.name] = replace[node.name]
+                continue
             env[node.name] = node.fn(*_bind(node.args, env), **_bind(node.kwargs, env))
         if [t._version for t in stored] != versions:
             raise ArtefactError("the model modified its input or its own tensors during forward")

@@ -61,7 +61,10 @@ buffer and lifted constant, each storage once, in float32 units (float64 costs 2
 bool mask 1 per 4 elements), plus every scalar literal that enters a value computation (a literal
 in ``forward`` is a number the model depends on; so is each integer of a ratio). Shape, dim, index
 and flag arguments are structure: ``info["structure_literals"]`` lists how many. A literal equal to
-the operator's default or to the graph's sequence length is free. ``params_adderboard`` is the
+the operator's default or to the graph's sequence length is free. A size that makes new elements
+(``ones``/``zeros``/``full``/``eye`` sizes, ``expand``, ``repeat`` and pad sizes, and literals in
+size arithmetic feeding them) is a value: ``ones(9045).sum()`` is 9045, so the size counts, unless
+it is forced (the sequence length, a dim of a stored non-empty tensor, or -1/0/1). ``params_adderboard`` is the
 AdderBoard convention (elements of every stored tensor, tied ones once, bool masks excluded,
 literals free), reported for comparison with the leaderboard and never optimised; ``params_numel``,
 ``params_nonzero``, ``constants_numel`` and ``mask_numel`` break it down.
@@ -69,7 +72,20 @@ literals free), reported for comparison with the leaderboard and never optimised
 ``attention_ops`` counts only real attention: a normalisation over the key axis of scores that
 depend on the tokens, with a query and a key axis of sequence length, contracted over the key axis
 with token-dependent values, reaching the output, and putting weight off the diagonal on a probe.
-A softmax on the logits, on position-only scores or on self-only scores is not attention.
+A softmax on the logits, on position-only scores or on self-only scores is not attention. And
+the mixing must matter: the probe is run again with each query reading only its own position (the
+weights replaced by the identity, a fused attention's output by its values); if the scores move by
+no more than 0.1 % of their largest magnitude (an attention scaled by a zero), it does not count.
+
+Not closed: arithmetic packing. Several small numbers can share one stored float and be unpacked
+by float rounding (``(w + c) - c`` with ``|c|`` near ``2**23`` rounds ``w`` to an integer). No cheap
+rule refuses it without refusing honest models: a steep ReLU/sigmoid step, the way these models
+(and the seeds: amplitude 100, thresholds -9045) do digit arithmetic, rounds just as well, so
+banning one spelling moves the trick to another. What bounds it is the count: every unpacking
+literal counts per occurrence, so packing pays only when one set of unpacking constants is shared
+by a whole vector; such a candidate is recorded with its honest strict count of stored units and
+literals, and the gain is bounded by the 24 mantissa bits of a float32 (at most 7 decimal
+digits per stored float, each unpacked with counted literals).
 
 Metrics: ``accuracy``/``correct`` (reference set), ``hidden_accuracy`` (all hidden cases),
 ``hard_accuracy`` (the structured ones), the counts above, ``attention_ops``, ``build_s``,

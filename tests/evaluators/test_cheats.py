@@ -31,7 +31,8 @@ def adder(sandbox: Sandbox, program: Path, **options) -> EvalResult:
 
 
 #: Cheats written as an addition to the 58-weight seed (a candidate can read no file but itself).
-ON_NANOGPT58 = {"literal_weights.py", "bool_packed.py", "f64_packed.py", "hidden_storage.py"}
+ON_NANOGPT58 = {"literal_weights.py", "bool_packed.py", "f64_packed.py", "hidden_storage.py", "size_literals.py",
+                "dead_attention.py"}
 
 
 def candidate(tmp_path: Path, cheat: str, *edits: tuple[str, str]) -> Path:
@@ -82,6 +83,17 @@ def test_weights_written_as_literals_are_counted(sandbox, tmp_path, ratios, lite
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("how", ["ones", "expand", "pad"])
+def test_weights_smuggled_through_sizes_are_counted(sandbox, tmp_path, how):
+    r = adder(sandbox, candidate(tmp_path, "size_literals.py", ('HOW = "ones"', f"HOW = {how!r}")))
+    assert r.status == "ok", r.error
+    m = r.metrics
+    assert m["accuracy"] == 1.0 and m["params_adderboard"] == 54  # the old convention missed 4 weights
+    # rule ``size-literal``: the four sizes 50, 150, 9045, 9055 count as the values they become
+    assert m["params"] == 54 + 6 + 4 and r.info["value_literals"] == 6 + 4, (m, r.info)
+
+
+@pytest.mark.slow
 def test_weights_packed_into_a_bool_buffer_are_counted_by_bytes(sandbox, tmp_path):
     r = adder(sandbox, candidate(tmp_path, "bool_packed.py"))
     assert r.status == "ok", r.error
@@ -95,6 +107,14 @@ def test_a_softmax_on_the_logits_is_not_attention(sandbox):
     r = adder(sandbox, CHEATS / "memorizer.py")
     assert r.status == "ok", r.error
     assert r.metrics["accuracy"] == 1.0 and r.metrics["attention_ops"] == 0 and not r.feasible
+    assert "no self-attention found in the graph" in r.info["ineligible_because"]
+
+
+def test_an_attention_that_cannot_change_the_logits_is_not_counted(sandbox, tmp_path):
+    r = adder(sandbox, candidate(tmp_path, "dead_attention.py"))
+    assert r.status == "ok", r.error
+    # rule ``attention-ablation``: each query reading only itself leaves the probe's logits unchanged
+    assert r.metrics["attention_ops"] == 0 and not r.feasible
     assert "no self-attention found in the graph" in r.info["ineligible_because"]
 
 

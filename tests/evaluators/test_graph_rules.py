@@ -51,6 +51,21 @@ class Attention(nn.Module):
         return F.linear(x + w @ x, self.embed.weight)
 
 
+class DeadAttention(Attention):
+    """A real attention whose mixed values are multiplied by a stored zero."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dead = nn.Parameter(torch.zeros(1))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)
+        t = tokens.shape[1]
+        pos = torch.arange(t)
+        w = torch.softmax((self.q(x) @ x.transpose(1, 2)).masked_fill(pos.view(1, -1) > pos.view(-1, 1), -math.inf), -1)
+        return F.linear(x + self.dead * (w @ x), self.embed.weight)
+
+
 class LogitSoftmax(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -101,6 +116,7 @@ class WeightsNotMixed(LogitSoftmax):
         (Attention(mask="self"), 0, "every query attends only to itself: nothing is mixed"),
         (Sdpa(self_only=True), 0, "fused attention masked to the diagonal"),
         (WeightsNotMixed(), 0, "weights never contracted with values"),
+        (DeadAttention(), 0, "a real attention scaled by a stored zero cannot change the logits"),
     ],
 )
 def test_attention_ops_count_only_real_attention(tmp_path, model, expected, why):
@@ -155,6 +171,24 @@ def test_value_literals_are_counted_and_structure_is_listed(tmp_path):
     assert found.structure["2"] >= 2 and found.structure["4"] >= 1
     count = strict_count(program)
     assert (count.params, count.stored_units, count.literals) == (16 + 3, 16, 3)
+
+
+class SizedValues(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(4, 4)
+
+    def forward(self, tokens):
+        x = self.embed(tokens)
+        made = torch.ones(9045).sum() + torch.ones(1).expand(7).sum() + F.pad(torch.ones(1), (0, 29)).mean()
+        forced = torch.ones(4).sum() + torch.ones(tokens.shape[1]).sum()  # a stored dim, the length
+        return x * made + forced
+
+
+def test_sizes_that_make_values_count_as_literals(tmp_path):
+    found = literals(loaded(SizedValues(), tmp_path).graphs[0])
+    assert {k: found.values[k] for k in ("9045", "7", "29")} == {"9045": 1, "7": 1, "29": 1}  # rule size-literal
+    assert "4" not in found.values and str(MAX_LEN) not in found.values
 
 
 class Stored(nn.Module):
