@@ -28,7 +28,7 @@ CONFIG = ROOT / "configs" / "adder-repair.yaml"
 def repair(seed: int, output_dir: Path) -> dict:
     data = yaml.safe_load(CONFIG.read_text())
     data["run"].update(seed=seed, output_dir=str(output_dir), name=f"adder-repair-{seed}")
-    data["seeds"] = [str(ROOT / s) for s in data["seeds"]]
+    data["seeds"] = [str((ROOT / "configs" / s).resolve()) for s in data["seeds"]]
     run = EvolutionRun(parse_config(data, str(CONFIG)))
     start = time.perf_counter()
     outcome = run.execute()

@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run an evolution from a YAML config")
     r.add_argument("config", type=Path)
     r.add_argument("--resume", action="store_true", help="continue the run if it exists")
+    r.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
+                   help="override a config value (parsed as YAML, validated like the file), repeatable; "
+                        "e.g. --set strategy.params.population=8")
+    r.add_argument("--max-evaluations", type=int, metavar="N", help="same as --set budget.max_evaluations=N")
+    r.add_argument("--seed", type=int, metavar="N", help="same as --set run.seed=N")
+    r.add_argument("--name", metavar="NAME", help="same as --set run.name=NAME")
+    r.add_argument("-v", "--verbose", action="store_true", help="print one line per evaluation")
     r.set_defaults(func=cmd_run)
 
     rs = sub.add_parser("resume", help="resume an existing run from the config saved in its archive")
@@ -209,7 +216,10 @@ def _print_result(task: Any, result: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from evolve.config import load_config
 
-    return _execute(load_config(args.config), resume=args.resume)
+    shortcuts = {"budget.max_evaluations": args.max_evaluations, "run.seed": args.seed, "run.name": args.name}
+    overrides = list(args.overrides) + [f"{key}={json.dumps(value)}" for key, value in shortcuts.items()
+                                         if value is not None]  # JSON is YAML: --name 007 stays a string
+    return _execute(load_config(args.config, overrides), resume=args.resume, verbose=args.verbose)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -223,14 +233,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _execute(config, resume=True)
 
 
-def _execute(config: Any, resume: bool) -> int:
+def _execute(config: Any, resume: bool, verbose: bool = False) -> int:
     from evolve.report.next_steps import next_steps
     from evolve.report.progress import RunProgress
     from evolve.run import EvolutionRun
 
     run = EvolutionRun(config, resume=resume)
     console = make_console(stderr=True)
-    with RunProgress(run, console) as progress:
+    with RunProgress(run, console, verbose=verbose) as progress:
         outcome = run.execute(progress=progress.update)
     progress.summary(outcome)
     console.print(next_steps(run.config.run_dir, run.archive_dir), highlight=False, soft_wrap=True)

@@ -1,19 +1,24 @@
 """Run configuration: YAML in, a typed, validated :class:`RunConfig` out.
 
 Every error is one line naming the file, the key path and the reason, e.g.
-``configs/x.yaml: budget.max_evaluations: must be >= 1 (got 0)``. Loading writes nothing.
-Relative paths (seeds, output dir) are resolved against the current directory, like any CLI.
+``configs/x.yaml: budget.max_evaluations: must be >= 1 (got 0)``; an unknown key names the closest
+known one. Loading writes nothing. Seed paths are resolved against the config file's folder (the
+config and its seeds travel together, so ``evolve run /abs/configs/x.yaml`` works from anywhere);
+``run.output_dir`` is resolved against the current directory (runs land where the user works).
+Command-line overrides (``--set key.path=value``) are merged into the parsed YAML before validation,
+so they get exactly the file's checks and messages; the effective config is what a run saves.
 String values may name environment variables: ``${NAME}`` (must be set) or ``${NAME:-default}``,
 so one config can point at whichever LLM endpoint the user's environment provides.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -181,10 +186,44 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
 
 
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc`` (None if it is free-form)."""
+    model: type[BaseModel] | None = RunConfig
+    for part in loc:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    model = _section_model(loc[:-1])
+    known = list(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return f"unknown key (known: {', '.join(known)})" if known else "unknown key"
+
+
 def _reason(err: ErrorDetails) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        return "unknown key"
+        return _unknown_key(tuple(err["loc"]))
     if err["type"] == "missing":
         return "required key is missing"
     if "input" in err and err["type"] not in ("model_type",) and not isinstance(err["input"], dict):
@@ -215,25 +254,89 @@ def _expand_env(node: Any, source: str, where: str = "") -> Any:
     return _ENV.sub(sub, node)
 
 
-def parse_config(data: Any, source: str = "<config>") -> RunConfig:
-    """Validate a mapping (already parsed YAML) into a :class:`RunConfig`, or raise ConfigError."""
-    if not isinstance(data, dict):
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``key.path=value`` → (["key", "path"], value parsed as a YAML scalar), or a one-line error."""
+    key, sep, raw = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE (e.g. budget.max_evaluations=50)")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML") from None
+    return parts, value
+
+
+def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
+    """A copy of the parsed YAML with each ``key.path=value`` set (creating sections as needed;
+    a number indexes a list, e.g. ``mutators.0.weight=2``)."""
+    import copy
+
+    data = copy.deepcopy(data) if isinstance(data, dict) else {}
+    for text in overrides:
+        parts, value = parse_override(text)
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {text!r}: {'.'.join(parts[:i])} has no item {part}")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    if not isinstance(node.get(part), (dict, list)):
+                        node[part] = {}
+                    node = node[part]
+            else:
+                raise ConfigError(f"--set {text!r}: {'.'.join(parts[:i])} is not a section")
+    return data
+
+
+def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None,
+                 overrides: Sequence[str] = ()) -> RunConfig:
+    """Validate a mapping (already parsed YAML) into a :class:`RunConfig`, or raise ConfigError.
+    Relative seed paths are resolved against ``base_dir`` (the config file's folder) when given."""
+    if not isinstance(data, dict) and not overrides:
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
-    if "variants" in data and "base" in data:
+    if isinstance(data, dict) and "variants" in data and "base" in data:
         raise ConfigError(f"{source}: this is a comparison config (base, variants): run it with `evolve compare {source}`")
-    data = _expand_env(data, source)
+    data = _expand_env(apply_overrides(data, overrides), source)
+    if base_dir is not None and isinstance(data.get("seeds"), list):
+        data["seeds"] = [str(base_dir / s) if isinstance(s, str) and not Path(s).is_absolute() else s
+                         for s in data["seeds"]]
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = _loc(err["loc"]) or "(top level)"
-        raise ConfigError(f"{source}: {where}: {_reason(err)}") from None
-    _check_semantics(cfg, source)
+        raise ConfigError(f"{_blame(source, where, overrides)}: {where}: {_reason(err)}") from None
+    try:
+        _check_semantics(cfg, source)
+    except ConfigError as exc:
+        message = str(exc)
+        if not overrides or not message.startswith(f"{source}: "):
+            raise
+        rest = message[len(source) + 2:]
+        raise ConfigError(f"{_blame(source, rest.partition(':')[0], overrides)}: {rest}") from None
     return cfg
 
 
-def load_config(path: Path | str) -> RunConfig:
-    """Read and validate a YAML run configuration."""
+def _blame(source: str, where: str, overrides: Sequence[str]) -> str:
+    """Name the ``--set`` that put the bad value there, else the file."""
+    for text in reversed(overrides):
+        key = text.partition("=")[0].strip()
+        if where == key or where.startswith(key + ".") or key.startswith(where + "."):
+            return f"--set {text}"
+    return source
+
+
+def load_config(path: Path | str, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read and validate a YAML run configuration, with command-line overrides merged in."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
@@ -246,7 +349,7 @@ def load_config(path: Path | str) -> RunConfig:
         raise ConfigError(f"{path}:{line}: invalid YAML: {problem}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), base_dir=path.resolve().parent, overrides=overrides)
 
 
 def _check_semantics(cfg: RunConfig, source: str) -> None:

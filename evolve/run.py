@@ -34,6 +34,7 @@ from evolve.candidate import Candidate
 from evolve.config import RunConfig, build_task
 from evolve.errors import UserError
 from evolve.evaluation import EvalResult, evaluate
+from evolve.llm.client import LLMError, LLMUnreachable
 from evolve.mutators import Mutation, MutationContext, Mutator, make_mutator
 from evolve.sandbox import Limits, Sandbox
 from evolve.strategies import Proposal, Strategy, make_strategy
@@ -42,6 +43,10 @@ from evolve.tasks import Constraint, Objective
 PROGRAM_NAME = "program.py"
 HISTORY = 8
 MAX_REJECTED_IN_A_ROW = 50
+#: What a user without an endpoint can do instead (appended to the one-line "unreachable" error).
+NO_ENDPOINT_ALTERNATIVES = ("set EVOLVE_LLM_BASE_URL (and OPENAI_API_KEY) to an OpenAI-compatible endpoint, "
+                            "use `llm: {provider: local}` for the offline model, or run a numeric-only "
+                            "config such as configs/adder-repair.yaml")
 
 
 class RunError(UserError, RuntimeError):
@@ -96,7 +101,10 @@ class EvolutionRun:
         self.llm = _make_llm(config) if config.llm is not None else None
         try:
             if self.llm is not None:  # before the archive exists: a dead endpoint leaves nothing behind
-                self.llm.check_reachable()
+                try:
+                    self.llm.check_reachable()
+                except LLMUnreachable as exc:
+                    raise LLMError(f"{exc}; {NO_ENDPOINT_ALTERNATIVES}") from None
             self.mutators = [make_mutator(m.name, llm=self.llm, **m.params) for m in config.mutators]
         except BaseException:
             if self.llm is not None:
@@ -175,6 +183,8 @@ class EvolutionRun:
             else:
                 self._restore()
             self._base_wall = self.counters.wall_s
+            if progress:  # the seeds, or the resumed counters (a resumed bar starts at 12/30, not 0/30)
+                progress(self)
             while (reason := self.stop_reason()) is None:
                 self.strategy.step(self)
                 if progress:

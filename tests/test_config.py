@@ -157,3 +157,75 @@ def test_plugin_parameters_are_checked_without_building_the_plugin(tmp_path: Pat
 
     monkeypatch.setattr(HillClimb, "__init__", built)
     load_config(write(tmp_path, good()))
+
+
+# --- command-line overrides, paths against the config's folder, "did you mean" -------------------
+def test_set_overrides_are_parsed_as_yaml_and_validated_like_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, good())
+    cfg = load_config(path, ["budget.max_evaluations=25", "run.name=other", "mutators.0.weight=2.5",
+                             "strategy.params={inspirations: 2}", "task.constraints=[error <= 1]"])
+    assert cfg.budget.max_evaluations == 25 and cfg.run.name == "other"
+    assert cfg.mutators[0].weight == 2.5 and cfg.strategy.params == {"inspirations": 2}
+    assert cfg.to_yaml_dict()["budget"]["max_evaluations"] == 25  # the effective config is what is saved
+    with pytest.raises(ConfigError) as bad:
+        load_config(path, ["budget.max_evaluations=0"])
+    assert str(bad.value).startswith("--set budget.max_evaluations=0: budget.max_evaluations: ")
+    assert str(bad.value).endswith("(got 0)")
+    with pytest.raises(ConfigError) as bad:  # a semantic check blames the --set too
+        load_config(path, ["strategy.params={nope: 1}"])
+    assert str(bad.value).startswith("--set strategy.params={nope: 1}: strategy.params: ")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("budget.max_evals=3", "--set budget.max_evals=3: budget.max_evals: unknown key; did you mean 'max_evaluations'?"),
+    ("novalue", "--set 'novalue': expected KEY.PATH=VALUE"),
+    ("budget..x=1", "--set 'budget..x=1': expected KEY.PATH=VALUE"),
+    ("mutators.5.weight=1", "--set 'mutators.5.weight=1': mutators has no item 5"),
+    ("run.seed=[", "--set 'run.seed=[': the value is not valid YAML"),
+    ("run.seed=abc", "--set run.seed=abc: run.seed: "),
+])
+def test_bad_override_is_one_line(tmp_path: Path, override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, good()), [override])
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_unknown_key_in_the_file_names_the_closest(tmp_path: Path) -> None:
+    data = good()
+    data["strategy"]["nmae"] = "x"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, data))
+    assert str(info.value).endswith("strategy.nmae: unknown key; did you mean 'name'?")
+    data = good()
+    data["zzz"] = 1
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, data))
+    assert "zzz: unknown key (known: run, task, seeds" in str(info.value)
+
+
+def test_seed_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "project" / "configs"
+    (tmp_path / "project" / "seeds").mkdir(parents=True)
+    folder.mkdir()
+    (tmp_path / "project" / "seeds" / "start.py").write_text((ROOT / "seeds/toy/start.py").read_text())
+    data = good()
+    data["seeds"] = ["../seeds/start.py"]
+    (folder / "c.yaml").write_text(yaml.safe_dump(data))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(folder / "c.yaml")
+    assert cfg.seeds == [(folder / "../seeds/start.py")]
+    assert cfg.seeds[0].is_file()
+    assert cfg.run_dir == Path("runs/t1")  # output under the current directory
+    data["seeds"] = ["../seeds/missing.py"]
+    (folder / "c.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"seeds\.0: no such seed file .*configs/\.\./seeds/missing\.py"):
+        load_config(folder / "c.yaml")
+
+
+def test_shipped_configs_load_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        if not path.name.startswith("compare-"):
+            assert all(seed.is_file() for seed in load_config(path).seeds)

@@ -186,7 +186,7 @@ def test_shipped_adder_repair_config_fixes_nanogpt58(tmp_path: Path) -> None:
 
     data = yaml.safe_load((ROOT / "configs/adder-repair.yaml").read_text())
     data["run"]["output_dir"] = str(tmp_path / "runs")
-    data["seeds"] = [str(ROOT / s) for s in data["seeds"]]
+    data["seeds"] = [str((ROOT / "configs" / s).resolve()) for s in data["seeds"]]
     path = tmp_path / "adder-repair.yaml"
     path.write_text(yaml.safe_dump(data))
     proc = subprocess.run([sys.executable, "-m", "evolve.cli", "run", str(path)], cwd=tmp_path,

@@ -140,7 +140,7 @@ def test_shipped_llm_configs_fail_in_one_line_without_an_endpoint(tmp_path: Path
         port = s.getsockname()[1]
     data = yaml.safe_load((ROOT / "configs" / shipped).read_text())
     data["run"]["output_dir"] = str(tmp_path / "runs")
-    data["seeds"] = [str(ROOT / s) for s in data["seeds"]]
+    data["seeds"] = [str((ROOT / "configs" / s).resolve()) for s in data["seeds"]]
     path = tmp_path / shipped
     path.write_text(yaml.safe_dump(data))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "EVOLVE_LLM"))}
@@ -150,4 +150,6 @@ def test_shipped_llm_configs_fail_in_one_line_without_an_endpoint(tmp_path: Path
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"evolve: no LLM endpoint reachable at http://127.0.0.1:{port}/v1")
+    for alternative in ("EVOLVE_LLM_BASE_URL", "provider: local", "configs/adder-repair.yaml"):
+        assert alternative in lines[0]  # the refusal names what to do instead
     assert not (tmp_path / "runs").exists()  # nothing written

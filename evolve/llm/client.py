@@ -38,6 +38,10 @@ class LLMError(UserError, RuntimeError):
     """The endpoint cannot serve us (unreachable, auth, retries exhausted, replay miss); one line."""
 
 
+class LLMUnreachable(LLMError):
+    """Nothing answers at the endpoint (refused, timed out): the caller may name the alternatives."""
+
+
 class LLMRequestError(LLMError):
     """The endpoint rejected this particular request (HTTP 400/413/422); other requests may work."""
 
@@ -217,9 +221,9 @@ class LLMClient:
         try:
             probe.models.list()
         except openai.APITimeoutError:
-            raise LLMError(f"no LLM endpoint reachable at {self.base_url}: timed out after {timeout_s:g}s") from None
+            raise LLMUnreachable(f"no LLM endpoint reachable at {self.base_url}: timed out after {timeout_s:g}s") from None
         except openai.APIConnectionError as exc:
-            raise LLMError(f"no LLM endpoint reachable at {self.base_url}: {_connection_reason(exc)}") from None
+            raise LLMUnreachable(f"no LLM endpoint reachable at {self.base_url}: {_connection_reason(exc)}") from None
         except openai.APIStatusError as exc:
             if exc.status_code in (401, 403):
                 raise LLMError(f"LLM endpoint {self.base_url} rejected the API key (HTTP {exc.status_code})") from None

@@ -89,8 +89,26 @@ def print_front(archive: Archive, console: Console, *, sort: str | None = None,
         return
     front = archive.front(sort or _default_sort(archive.meta), limit=limit)
     console.print(summary_panel(archive.summary(), archive.meta))
+    if not front and sort is None and limit is None:
+        _print_closest(archive, console)
+        return
     title = f"Pareto front: {len(front)} of {len(archive.front())} candidates"
     console.print(candidates_table(front, archive.meta, title=title, status=False))
+
+
+def _print_closest(archive: Archive, console: Console) -> None:
+    """No feasible candidate: the least-violating one and its constraint values, not an empty front."""
+    from evolve.report.closest import closest, constraint_values
+
+    cand = closest(archive.candidates())
+    if cand is None:
+        console.print("No feasible candidate, and none that ran to the end (see evolve show RUN --all).",
+                      highlight=False)
+        return
+    console.print(f"No feasible candidate yet. Closest: #{cand.id} "
+                  f"(total violation {format_metric(cand.violation)}): "
+                  f"{constraint_values(cand, archive.meta.constraints)}", highlight=False, markup=False)
+    console.print(candidates_table([cand], archive.meta, title="closest candidate", status=True))
 
 
 def print_candidates(archive: Archive, console: Console, *, sort: str | None = None,
