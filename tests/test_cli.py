@@ -192,3 +192,31 @@ def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(evolve.evaluation, "evaluate", bug)
     with pytest.raises(KeyError, match="a bug"):  # the traceback reaches the user; Python exits 1
         main(["eval", "toy", str(TOY_SEED)])
+
+
+def test_run_overrides_are_what_the_archive_saves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """--name/--seed/--max-evaluations/--set from another directory: the effective config is saved."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", str(ROOT / "configs/toy-islands.yaml"), "--name", "007", "--seed", "5",
+            "--max-evaluations", "3", "--set", "strategy.params.islands=2"]
+    assert main(argv) == 0
+    with Archive.open(tmp_path / "runs" / "007" / "archive") as archive:
+        saved, n = archive.meta.config, len(archive)
+    assert n == 3 and saved["run"]["name"] == "007" and saved["run"]["seed"] == 5
+    assert saved["budget"]["max_evaluations"] == 3 and saved["strategy"]["params"]["islands"] == 2
+    assert Path(saved["seeds"][0]).is_file()  # absolute: `evolve resume 007` works from here too
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    (["--set", "budget.max_evals=3"], "--set budget.max_evals=3: budget.max_evals: unknown key; did you mean 'max_evaluations'?"),
+    (["--max-evaluations", "0"], "--set budget.max_evaluations=0: budget.max_evaluations: "),
+    (["--name", "bad name"], "--set run.name=\"bad name\": run.name: "),
+])
+def test_bad_run_override_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str], extra: list[str],
+                                             fragment: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(ROOT / "configs/toy-islands.yaml"), *extra]) == 2
+    assert one_line_error(capsys).startswith(f"evolve: {fragment}")
+    assert not (tmp_path / "runs").exists()

@@ -69,6 +69,12 @@ def evaluation_line(cand: "Candidate", run: "EvolutionRun") -> str:
            f"{constraint_values(cand, run.task.constraints)}"
 
 
+def _saved_evaluations(run: "EvolutionRun") -> int:
+    """The evaluations a resumed run already spent (its archive's state), before the run restores it."""
+    counters = (run.archive.state() or {}).get("counters", {})
+    return int(counters.get("evaluations", 0))
+
+
 class _Remaining(TimeRemainingColumn):
     """The ETA while the run is going; nothing once it has stopped (a stale guess misleads)."""
 
@@ -103,8 +109,9 @@ class RunProgress:
 
     def __enter__(self) -> "RunProgress":
         self.progress.start()
-        self.task_id = self.progress.add_task(self.run.config.run.name, total=self.total, status="starting",
-                                              stopped=False)
+        done = 0 if self.run.fresh else _saved_evaluations(self.run)
+        self.task_id = self.progress.add_task(self.run.config.run.name, total=self.total, completed=done,
+                                              status="resuming" if done else "starting", stopped=False)
         return self
 
     def __exit__(self, *exc: object) -> None:
