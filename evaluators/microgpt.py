@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from evaluators._timing import check_repeats, median, repeated, timing_info
 from evolve.evaluation import EvalResult
 from evolve.sandbox import Job, Limits, Sandbox
 from evolve.tasks import Constraint, Objective, Task, TaskError
@@ -80,6 +81,9 @@ class MicroGPTTask(Task):
         "timeout_s": None,  # per run; None: 30 s + 2 s per step
         "cache_dir": "~/.cache/evolve/microgpt",
         "reference": None,  # trusted program defining the expected output; None: the baseline seed
+        # runs of the last stage timed for wall_s (their median; evaluators/_timing.py); 1 by default
+        # because a run costs 10-80 s; each repeat's output must match too
+        "repeats": 1,
     }
 
     def validate_options(self) -> None:
@@ -91,6 +95,7 @@ class MicroGPTTask(Task):
         _check_int("memory_mb", o["memory_mb"], 64)
         if 0 < o["full_steps"] <= o["steps"]:
             raise TaskError(f"task 'microgpt': full_steps must be 0 or more than steps ({o['steps']})")
+        check_repeats("microgpt", o["repeats"])
         if o["hidden_seed"] is not None:
             _check_int("hidden_seed", o["hidden_seed"], 0)
         if o["timeout_s"] is not None and not (_is_number(o["timeout_s"]) and o["timeout_s"] > 0):
@@ -153,7 +158,24 @@ class MicroGPTTask(Task):
             if diff:
                 error = f"{stage.name} run ({_describe(stage)}): {diff}"
                 return EvalResult(status="ok", metrics=metrics, error=error, info=info, phases=phases)
+        walls = repeated(proc.wall_s, self.options["repeats"],
+                         lambda i: self._time_again(program, stage, limits, expected[stage.name], sandbox, i))
+        if isinstance(walls, EvalResult):
+            return walls
+        metrics["wall_s"] = median(walls)
+        info.update(timing_info("wall_s", walls))
         return EvalResult(status="ok", metrics=metrics, info=info, phases=phases)
+
+    def _time_again(self, program: Path, stage: Stage, limits: Limits, expected: dict[str, Any],
+                    sandbox: Sandbox, repeat: int) -> float | EvalResult:
+        """One more timed run of the last stage; it must succeed and print the same output again."""
+        proc = sandbox.run(_job(program, stage), limits=limits)
+        if not proc.ok:
+            return EvalResult.failed(proc, f"{stage.name} (repeat {repeat})")
+        diff = first_difference(expected["stdout"], proc.stdout, secret=stage.secret)
+        if diff:
+            return EvalResult(status="error", error=f"{stage.name} run, repeat {repeat}: {diff}")
+        return float(proc.wall_s)
 
     def _references(self, stages: list[Stage], sandbox: Sandbox) -> list[tuple[dict[str, Any], bool]]:
         """Reference records for ``stages`` (cached, or run concurrently), each with whether it ran."""

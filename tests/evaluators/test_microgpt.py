@@ -88,6 +88,16 @@ def test_second_evaluation_reuses_the_cached_references(first_eval, sandbox, cac
     assert sorted(cache_dir.glob("*.json")) == files and [f.stat().st_mtime_ns for f in files] == stamps
 
 
+def test_wall_s_is_the_median_of_the_repeats_and_info_says_how_many(first_eval, sandbox, cache_dir):
+    task = get_task("microgpt", cache_dir=str(cache_dir), repeats=3, **OPTIONS)
+    result = evaluate(task, OPTIMIZED, sandbox)
+    assert result.feasible, result.error
+    runs = result.info["wall_s_runs"]
+    assert result.info["wall_s_repeats"] == len(runs) == 3 and all(w > 0 for w in runs)
+    assert result.metrics["wall_s"] == round(sorted(runs)[1], 4)
+    assert first_eval[1].info["wall_s_repeats"] == 1  # the default: one run (a run costs 10-80 s)
+
+
 def test_replaying_the_public_output_fails_the_hidden_run(first_eval, sandbox, cache_dir, tmp_path):
     task, _ = first_eval
     public = task.cache.load(task._cache_key(task.stages()[0]))["stdout"]
@@ -142,7 +152,8 @@ def test_without_a_hidden_seed_the_secret_is_drawn_once_per_cache(tmp_path):
 
 def test_bad_options_raise_task_error(tmp_path):
     for bad in ({"steps": 0}, {"steps": 50, "full_steps": 50}, {"hidden_names": 10**6}, {"hidden_seed": -1},
-                {"memory_mb": "lots"}, {"timeout_s": 0}, {"reference": str(tmp_path / "missing.py")}, {"nope": 1}):
+                {"memory_mb": "lots"}, {"timeout_s": 0}, {"reference": str(tmp_path / "missing.py")}, {"nope": 1},
+                {"repeats": 0}, {"repeats": 2.0}, {"repeats": 16}):
         with pytest.raises(TaskError, match="microgpt"):
             get_task("microgpt", **bad)
 
