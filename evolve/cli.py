@@ -229,7 +229,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = _run_dir(args.run)
     with Archive.open(run_dir / "archive") as archive:
         saved = archive.meta.config
-    config = parse_config(saved, f"{run_dir}/archive (saved config)")
+    # the run lives where it was found, whatever directory it was started from
+    where = [f"run.output_dir={json.dumps(str(run_dir.resolve().parent))}"]
+    config = parse_config(saved, f"{run_dir}/archive (saved config)", overrides=where)
     return _execute(config, resume=True)
 
 

@@ -205,7 +205,14 @@ def test_run_overrides_are_what_the_archive_saves(tmp_path: Path, monkeypatch: p
         saved, n = archive.meta.config, len(archive)
     assert n == 3 and saved["run"]["name"] == "007" and saved["run"]["seed"] == 5
     assert saved["budget"]["max_evaluations"] == 3 and saved["strategy"]["params"]["islands"] == 2
-    assert Path(saved["seeds"][0]).is_file()  # absolute: `evolve resume 007` works from here too
+    assert Path(saved["seeds"][0]).is_file()  # absolute: `evolve resume` works from anywhere
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    capsys.readouterr()
+    assert main(["resume", str(tmp_path / "runs" / "007")]) == 0  # budget spent: resumes, stops at once
+    assert "evaluation budget spent (3)" in capsys.readouterr().err
+    assert not (elsewhere / "runs").exists()
 
 
 @pytest.mark.parametrize(("extra", "fragment"), [
