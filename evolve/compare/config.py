@@ -147,11 +147,12 @@ def load_compare(path: Path | str) -> CompareSpec:
         raise ConfigError(f"{path}:{line}: invalid YAML: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
-    return parse_compare(data, str(path))
+    return parse_compare(data, str(path), base_dir=path.resolve().parent)
 
 
-def parse_compare(data: Any, source: str = "<compare>") -> CompareSpec:
-    """Validate a mapping (parsed YAML) into a :class:`CompareSpec`, or raise ConfigError."""
+def parse_compare(data: Any, source: str = "<compare>", base_dir: Path | None = None) -> CompareSpec:
+    """Validate a mapping (parsed YAML) into a :class:`CompareSpec`, or raise ConfigError. Seed
+    paths are relative to ``base_dir`` (the comparison file's folder) when given, as in a run config."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with name, base, variants and budget")
     try:
@@ -167,15 +168,16 @@ def parse_compare(data: Any, source: str = "<compare>") -> CompareSpec:
         if where == "(top level)" and ": " in reason:  # a model-level check names its own key
             where, reason = reason.split(": ", 1)
         raise ConfigError(f"{source}: {where}: {reason}") from None
-    _cell_config(cfg, None, cfg.seed, source)  # base errors are reported as base.*, once
-    cells = tuple(Cell(v.name, cfg.seed + k, _cell_config(cfg, i, cfg.seed + k, source))
+    _cell_config(cfg, None, cfg.seed, source, base_dir)  # base errors are reported as base.*, once
+    cells = tuple(Cell(v.name, cfg.seed + k, _cell_config(cfg, i, cfg.seed + k, source, base_dir))
                   for i, v in enumerate(cfg.variants) for k in range(cfg.repeats))
     objectives = _objectives(cells[0].config, source)
     _check_measures(cfg, objectives, source)
     return CompareSpec(cfg, cells, objectives, source)
 
 
-def _cell_config(cfg: CompareConfig, index: int | None, seed: int, source: str) -> RunConfig:
+def _cell_config(cfg: CompareConfig, index: int | None, seed: int, source: str,
+                 base_dir: Path | None = None) -> RunConfig:
     """The run config of variant ``index`` (None: base alone) at ``seed``; errors name the key
     in the comparison file."""
     data = dict(cfg.base)
@@ -195,7 +197,7 @@ def _cell_config(cfg: CompareConfig, index: int | None, seed: int, source: str) 
             data["llm"] = {**data["llm"], "models": variant.models}
     prefix = f"{source}: {where}"
     try:
-        run_cfg = parse_config(data, prefix)
+        run_cfg = parse_config(data, prefix, base_dir=base_dir)
     except ConfigError as exc:
         raise ConfigError(str(exc).replace(f"{prefix}: ", f"{prefix}.", 1)) from None
     if variant is not None and cfg.budget.kind in ("tokens", "cost_usd") and not spends_tokens(run_cfg):

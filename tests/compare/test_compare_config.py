@@ -110,3 +110,10 @@ def test_shipped_comparisons_are_valid_and_offline(name: str, monkeypatch: pytes
     assert all(c.config.llm is None for c in spec.cells)
     assert spec.config.budget.kind == "evaluations"
     assert yaml.safe_load((ROOT / "configs" / name).read_text())["name"] == spec.config.name
+
+
+def test_comparison_seed_paths_are_relative_to_its_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # not the checkout: ../seeds/ resolves against configs/
+    spec = load_compare(ROOT / "configs" / "compare-toy.yaml")
+    assert all(seed.is_file() for cell in spec.cells for seed in cell.config.seeds)
+    assert not spec.directory.is_absolute()  # results go under the current directory
