@@ -1,7 +1,19 @@
 """LLM access through the ``openai`` client: model pool, retries, usage and cost, response cache."""
 
 from evolve.llm.cache import ResponseCache, request_key
-from evolve.llm.client import Completion, LLMClient, LLMError, LLMRequestError, ModelSpec, Usage, client_from_config
+from evolve.llm.client import Completion, LLMClient, ModelSpec, Usage, client_from_config
+from evolve.llm.faults import (
+    EndpointLost,
+    EndpointRefused,
+    LLMCancelled,
+    LLMError,
+    LLMRequestError,
+    LLMRunFailure,
+    LLMUnreachable,
+    ReplayMiss,
+    RetriesExhausted,
+)
 
-__all__ = ["Completion", "LLMClient", "LLMError", "LLMRequestError", "ModelSpec", "ResponseCache", "Usage", "client_from_config",
+__all__ = ["Completion", "EndpointLost", "EndpointRefused", "LLMCancelled", "LLMClient", "LLMError", "LLMRequestError",
+           "LLMRunFailure", "LLMUnreachable", "ModelSpec", "ReplayMiss", "ResponseCache", "RetriesExhausted", "Usage", "client_from_config",
            "request_key"]

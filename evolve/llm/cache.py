@@ -4,6 +4,10 @@ The key is a SHA-256 of the canonical JSON of everything that determines the ans
 sampling parameters including the per-request seed, tools). Files are written to a temporary name
 and renamed into place, so concurrent writers (threads or processes) never leave a torn entry and a
 reader sees either nothing or a complete answer.
+
+A request that failed for its own reasons (HTTP 400, retries exhausted) is stored too, as a
+``failure`` entry: a replay then fails the same request the same way, so a run with faults replays
+exactly. Live runs ask again instead (a transient fault may be gone); a later answer replaces it.
 """
 
 from __future__ import annotations
@@ -34,19 +38,33 @@ class ResponseCache:
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The stored response for ``key``, or None (a missing or unreadable entry is a miss)."""
+    def _entry(self, key: str) -> dict[str, Any]:
         try:
             entry = json.loads(self._path(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return None
-        response = entry.get("response") if isinstance(entry, dict) else None
+            return {}
+        return entry if isinstance(entry, dict) else {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored response for ``key``, or None (a missing, unreadable or failure entry is a miss)."""
+        response = self._entry(key).get("response")
         return response if isinstance(response, dict) else None
 
+    def get_failure(self, key: str) -> dict[str, Any] | None:
+        """The stored failure for ``key`` (``{"error": ..., "message": ..., ...}``), or None."""
+        failure = self._entry(key).get("failure")
+        return failure if isinstance(failure, dict) else None
+
     def put(self, key: str, request: dict[str, Any], response: dict[str, Any]) -> None:
+        self._write(key, {"request": request, "response": response})
+
+    def put_failure(self, key: str, request: dict[str, Any], failure: dict[str, Any]) -> None:
+        self._write(key, {"request": request, "failure": failure})
+
+    def _write(self, key: str, entry: dict[str, Any]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"request": request, "response": response}, indent=1, ensure_ascii=False, default=str)
+        data = json.dumps(entry, indent=1, ensure_ascii=False, default=str)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}-", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:

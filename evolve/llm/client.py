@@ -6,17 +6,28 @@ accounts tokens and dollars, and caches every answer on disk so a run can be rep
 the endpoint. A per-request seed, drawn from the same RNG, is sent to the server and is part of the
 cache key: two identical prompts at different points of a run are different samples, while a
 resumed run (same RNG state) re-issues the same requests and gets the cached answers back.
+
+Failures are sorted by owner (see :mod:`evolve.llm.faults`): a request's own failure raises
+:class:`LLMRequestError` or :class:`RetriesExhausted`; a failure of the whole setup (key, model, a
+lost endpoint, a replay miss) raises an :class:`LLMRunFailure` at once and makes every other thread's
+request raise it too. :meth:`LLMClient.cancel` abandons all requests in flight and backoff sleeps
+within milliseconds: each HTTP attempt runs in its own daemon thread while the caller waits on an
+event that cancellation sets, because a blocked socket read cannot be interrupted portably. What an
+abandoned attempt returns later is dropped, so nothing reaches the cache after a cancel.
+Every request, retry (with its fault kind and wait) and failure is reported to ``on_event``, which
+the run points at its run log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import random
-import re
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,26 +35,32 @@ from urllib.parse import urlparse
 
 import openai
 
-from evolve.errors import UserError
 from evolve.llm.cache import ResponseCache, request_key
+from evolve.llm.faults import (
+    SILENT,
+    EndpointLost,
+    EndpointRefused,
+    LLMUnreachable,
+    Fault,
+    LLMCancelled,
+    LLMError,
+    LLMRequestError,
+    LLMRunFailure,
+    ReplayMiss,
+    RetriesExhausted,
+    classify,
+    connection_reason,
+    one_line,
+    refusal,
+    status_message,
+)
 
-#: HTTP statuses worth retrying: timeouts, conflicts, rate limits, server errors.
-RETRY_STATUSES = frozenset({408, 409, 429})
-#: HTTP statuses that reject this one request (e.g. prompt too long) rather than the whole setup.
-REQUEST_STATUSES = frozenset({400, 413, 422})
 DUMMY_KEY = "sk-local-no-key"
+#: Attempts in a row (all threads together) without any HTTP answer after which the endpoint is lost.
+LOST_AFTER = 3
 
-
-class LLMError(UserError, RuntimeError):
-    """The endpoint cannot serve us (unreachable, auth, retries exhausted, replay miss); one line."""
-
-
-class LLMUnreachable(LLMError):
-    """Nothing answers at the endpoint (refused, timed out): the caller may name the alternatives."""
-
-
-class LLMRequestError(LLMError):
-    """The endpoint rejected this particular request (HTTP 400/413/422); other requests may work."""
+#: Receives ``(event, **fields)`` for every request, retry and failure (the run log's ``write``).
+EventSink = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -92,13 +109,8 @@ class Usage:
     cost_usd: float = 0.0
 
 
-class _BadResponse(Exception):
+class _BadResponse(ValueError):
     """A 200 answer that is not a usable chat completion."""
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def is_loopback(base_url: str) -> bool:
@@ -111,12 +123,79 @@ def is_loopback(base_url: str) -> bool:
         return False
 
 
-def _connection_reason(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc.__context__ or exc
-    text = str(cause)
-    if "refused" in text.lower():
-        return "connection refused"
-    return _one_line(f"{type(cause).__name__}: {text}" if text else type(cause).__name__, 160)
+class _Gate:
+    """What all threads of one client share: the stop (cancel or run failure) and the silence streak.
+
+    Waiting callers register an event; stopping sets them all, so every thread leaves at once.
+    """
+
+    def __init__(self, lost_after: int) -> None:
+        self.lost_after = max(1, lost_after)
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._failure: LLMRunFailure | None = None
+        self._cancelled = False
+        self._silent = 0
+        self._waiting: set[threading.Event] = set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def check(self) -> None:
+        """Raise if the client is stopped: a fresh exception per thread (tracebacks are per object)."""
+        if not self._stopped.is_set():
+            return
+        if self._cancelled:
+            raise LLMCancelled("LLM request cancelled")
+        assert self._failure is not None
+        raise type(self._failure)(str(self._failure))
+
+    def stop(self, failure: LLMRunFailure | None = None) -> bool:
+        """Cancel (no failure) or fail the client; True for the call that stopped it."""
+        with self._lock:
+            if self._stopped.is_set():
+                return False
+            self._cancelled, self._failure = failure is None, failure
+            self._stopped.set()
+            waiting = list(self._waiting)
+        for event in waiting:
+            event.set()
+        return True
+
+    def answered(self) -> None:
+        with self._lock:
+            self._silent = 0
+
+    def silence(self, fault: Fault, base_url: str) -> EndpointLost | None:
+        """Count an attempt that got no answer; the failure when this one makes the endpoint lost."""
+        with self._lock:
+            self._silent += 1
+            lost = self._silent >= self.lost_after
+        if not lost:
+            return None
+        failure = EndpointLost(f"LLM endpoint {base_url} lost: {self.lost_after} attempts in a row got no answer "
+                               f"(last: {fault.detail})")
+        return failure if self.stop(failure) else None
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[threading.Event]:
+        """An event that is set when the client stops (and by whoever else holds it)."""
+        event = threading.Event()
+        with self._lock:
+            self._waiting.add(event)
+            if self._stopped.is_set():
+                event.set()
+        try:
+            yield event
+        finally:
+            with self._lock:
+                self._waiting.discard(event)
+
+    def sleep(self, seconds: float) -> None:
+        """A backoff wait that ends at once when the client stops."""
+        self._stopped.wait(seconds)
+        self.check()
 
 
 class LLMClient:
@@ -125,6 +204,8 @@ class LLMClient:
     ``api_key_env`` names the environment variable holding the key; None means no key is needed
     (a dummy is sent). A named but unset variable is an error, except for a loopback endpoint or
     in replay mode. ``replay=True`` answers only from ``cache_dir`` and never contacts the endpoint.
+    ``lost_after`` attempts in a row without any HTTP answer (connection refused, timeouts; all
+    threads together) make the endpoint lost. ``on_event`` receives every request, retry and failure.
     """
 
     def __init__(
@@ -143,6 +224,8 @@ class LLMClient:
         replay: bool = False,
         max_concurrency: int = 4,
         send_seed: bool = True,
+        lost_after: int = LOST_AFTER,
+        on_event: EventSink | None = None,
     ) -> None:
         if not models:
             raise LLMError("LLM client: no models configured")
@@ -157,12 +240,15 @@ class LLMClient:
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.replay, self.send_seed = replay, send_seed
         self.cache = ResponseCache(Path(cache_dir)) if cache_dir is not None else None
+        self.on_event = on_event
         self._api_key = self._resolve_key(api_key_env)
         self._client = openai.OpenAI(base_url=self.base_url, api_key=self._api_key, timeout=timeout_s, max_retries=0)
         self._slots = threading.BoundedSemaphore(max(1, max_concurrency))
+        self._gate = _Gate(lost_after)
         self._jitter = random.Random()  # timing only: never touches the caller's RNG stream
         self._lock = threading.Lock()
         self._usage = Usage()
+        self._mismatches: set[tuple[str, str]] = set()
 
     def _resolve_key(self, api_key_env: str | None) -> str:
         if api_key_env is None:
@@ -180,6 +266,10 @@ class LLMClient:
         """A snapshot of the running totals."""
         with self._lock:
             return replace(self._usage)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._gate.cancelled
 
     def pick_model(self, rng: random.Random) -> ModelSpec:
         """Choose a model by weight with exactly one draw from ``rng``."""
@@ -201,17 +291,38 @@ class LLMClient:
         request = {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": seed, **params}
         key = request_key(spec.name, messages, request)
         start = time.perf_counter()
+        self._gate.check()  # after a cancel or a run failure nothing is answered, not even from the cache
         stored = self.cache.get(key) if self.cache is not None else None
         if stored is not None:
-            return self._finish(spec, stored, cached=True, start=start, attempts=0)
+            return self._finish(spec, key, stored, cached=True, start=start, attempts=0)
         if self.replay:
-            where = self.cache.directory if self.cache is not None else "(no cache)"
-            raise LLMError(f"replay: no cached answer for request {key[:12]} to model {spec.name} in {where}")
+            raise self._replayed_failure(spec, key, messages)
         sent = request if self.send_seed else {k: v for k, v in request.items() if k != "seed"}
-        response, attempts = self._call_with_retries(spec.name, messages, sent)
+        try:
+            response, attempts = self._call_with_retries(spec.name, key, messages, sent)
+        except (LLMRequestError, RetriesExhausted) as exc:
+            if self.cache is not None:
+                self.cache.put_failure(key, {"model": spec.name, "messages": messages, "params": request},
+                                       _failure_entry(exc))
+            self._emit("llm.failed", model=spec.name, key=key[:12], error=_error_kind(exc), message=str(exc))
+            raise
+        except LLMError as exc:
+            self._emit("llm.failed", model=spec.name, key=key[:12], error=_error_kind(exc), message=str(exc))
+            raise
         if self.cache is not None:
             self.cache.put(key, {"model": spec.name, "messages": messages, "params": request}, response)
-        return self._finish(spec, response, cached=False, start=start, attempts=attempts)
+        return self._finish(spec, key, response, cached=False, start=start, attempts=attempts)
+
+    def cancel(self) -> None:
+        """Abandon every request in flight and every backoff wait, and refuse new requests (Ctrl-C).
+
+        Waiting callers raise :class:`LLMCancelled` within milliseconds; answers that arrive later
+        are dropped, never cached.
+        """
+        if self._gate.stop():
+            self._emit("llm.cancelled")
+            with contextlib.suppress(Exception):  # drops pooled connections; in-flight reads are abandoned
+                self._client.close()
 
     def check_reachable(self, timeout_s: float = 5.0) -> None:
         """Fail fast, in one line, when the endpoint does not answer (nothing to check in replay mode)."""
@@ -221,14 +332,14 @@ class LLMClient:
         try:
             probe.models.list()
         except openai.APITimeoutError:
-            raise LLMUnreachable(f"no LLM endpoint reachable at {self.base_url}: timed out after {timeout_s:g}s") from None
+            raise EndpointLost(f"no LLM endpoint reachable at {self.base_url}: timed out after {timeout_s:g}s") from None
         except openai.APIConnectionError as exc:
-            raise LLMUnreachable(f"no LLM endpoint reachable at {self.base_url}: {_connection_reason(exc)}") from None
+            raise EndpointLost(f"no LLM endpoint reachable at {self.base_url}: {connection_reason(exc)}") from None
         except openai.APIStatusError as exc:
             if exc.status_code in (401, 403):
-                raise LLMError(f"LLM endpoint {self.base_url} rejected the API key (HTTP {exc.status_code})") from None
+                raise EndpointRefused(f"LLM endpoint {self.base_url} rejected the API key (HTTP {exc.status_code})") from None
             if exc.status_code != 404:  # some servers have no /models route; they still serve chats
-                raise LLMError(f"LLM endpoint {self.base_url} answered HTTP {exc.status_code} to GET /models") from None
+                raise EndpointRefused(f"LLM endpoint {self.base_url} answered HTTP {exc.status_code} to GET /models") from None
 
     def close(self) -> None:
         self._client.close()
@@ -245,11 +356,35 @@ class LLMClient:
         return False, True
 
     # --- internals ---------------------------------------------------------------------------
-    def _finish(self, spec: ModelSpec, response: dict[str, Any], *, cached: bool, start: float, attempts: int) -> Completion:
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(event, **fields)
+
+    def _replayed_failure(self, spec: ModelSpec, key: str, messages: list[dict[str, Any]]) -> LLMError:
+        """What a replay raises for a request without a cached answer: the recorded failure, or a miss."""
+        failure = self.cache.get_failure(key) if self.cache is not None else None
+        if failure is not None:
+            message = str(failure.get("message", "recorded failure"))
+            exc: LLMError = (RetriesExhausted(message, str(failure.get("cause", "")))
+                             if failure.get("error") == "retries exhausted" else LLMRequestError(message))
+            self._emit("llm.failed", model=spec.name, key=key[:12], error=_error_kind(exc), message=message, cached=True)
+            return exc
+        last = next((m.get("content") for m in reversed(messages) if isinstance(m.get("content"), str)), "") or ""
+        first_line = one_line(last.strip().split("\n", 1)[0], 80)
+        where = self.cache.directory if self.cache is not None else "?"
+        miss = ReplayMiss(f"replay: no cached answer for model {spec.name}, request {key[:12]} "
+                          f"(last message begins {first_line!r}) in {where}")
+        self._gate.stop(miss)
+        self._emit("llm.failed", model=spec.name, key=key[:12], error=_error_kind(miss), message=str(miss))
+        return miss
+
+    def _finish(self, spec: ModelSpec, key: str, response: dict[str, Any], *, cached: bool, start: float,
+                attempts: int) -> Completion:
         pt, ct = int(response.get("prompt_tokens", 0)), int(response.get("completion_tokens", 0))
+        reported = response.get("model") if isinstance(response.get("model"), str) and response.get("model") else None
         completion = Completion(
             text=response.get("text", ""),
-            model=spec.name,
+            model=reported or spec.name,
             prompt_tokens=pt,
             completion_tokens=ct,
             cost_usd=spec.cost(pt, ct),
@@ -266,35 +401,98 @@ class LLMClient:
             u.prompt_tokens += pt
             u.completion_tokens += ct
             u.cost_usd += completion.cost_usd
+            first_mismatch = reported not in (None, spec.name) and (spec.name, reported) not in self._mismatches
+            if first_mismatch:
+                self._mismatches.add((spec.name, str(reported)))
+        if first_mismatch:
+            self._emit("llm.model_mismatch", requested=spec.name, reported=reported)
+        self._emit("llm.request", model=spec.name, reported=completion.model, key=key[:12], attempts=attempts,
+                   cached=cached, prompt_tokens=pt, completion_tokens=ct, cost_usd=completion.cost_usd,
+                   latency_s=round(completion.latency_s, 3))
         return completion
 
-    def _call_with_retries(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        cause = "no attempt made"
+    def _call_with_retries(self, model: str, key: str, messages: list[dict[str, Any]],
+                           params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        fault = Fault("none", "no attempt made")
         for attempt in range(self.retries + 1):
-            retry_after: float | None = None
             try:
-                with self._slots:
-                    raw = self._client.chat.completions.create(model=model, messages=messages,  # type: ignore[arg-type]  # plain dicts: the SDK's TypedDicts
-                                                               **params)
-                return _parse(raw, messages), attempt + 1
-            except openai.APITimeoutError:
-                cause = f"timed out after {self.timeout_s:g}s"
-            except openai.APIConnectionError as exc:
-                cause = _connection_reason(exc)
+                with self._slot():
+                    raw = self._attempt(model, messages, params)
+                response = _parse(raw, messages)
             except openai.APIStatusError as exc:
-                cause = f"HTTP {exc.status_code}: {_status_message(exc)}"
-                if exc.status_code in REQUEST_STATUSES:
-                    raise LLMRequestError(f"LLM endpoint {self.base_url} rejected the request to {model}: {cause}") from None
-                if exc.status_code not in RETRY_STATUSES and exc.status_code < 500:
-                    raise LLMError(f"LLM endpoint {self.base_url} refused model {model}: {cause}") from None
-                retry_after = _retry_after(exc.response.headers)
-            except (_BadResponse, ValueError, openai.APIResponseValidationError) as exc:
-                cause = f"malformed response: {_one_line(exc, 160)}"
+                self._gate.answered()
+                fault = self._transient(exc, model)
+            except LLMError:
+                raise
+            except Exception as exc:
+                fault = self._transient(exc, model)
+            else:
+                self._gate.answered()
+                return response, attempt + 1
             if attempt < self.retries:
+                wait = self._delay(attempt, fault.retry_after)
                 with self._lock:
                     self._usage.retries += 1
-                time.sleep(self._delay(attempt, retry_after))
-        raise LLMError(f"LLM request to {model} at {self.base_url} failed after {self.retries + 1} attempts: {cause}")
+                self._emit("llm.retry", model=model, key=key[:12], attempt=attempt + 1, cause=fault.kind,
+                           detail=fault.detail, wait_s=round(wait, 3))
+                self._gate.sleep(wait)
+        raise RetriesExhausted(f"LLM request to {model} failed after {self.retries + 1} attempts: {fault.detail}",
+                               fault.kind)
+
+    def _transient(self, exc: Exception, model: str) -> Fault:
+        """The retryable fault ``exc`` is; raise instead when it concerns the run or this request only."""
+        if isinstance(exc, openai.APIStatusError):
+            refused = refusal(exc, self.base_url, model)
+            if refused is not None:
+                self._gate.stop(refused)
+                raise refused from None
+        fault = classify(exc, self.timeout_s)
+        if fault is None:
+            if isinstance(exc, openai.APIStatusError):
+                raise LLMRequestError(f"LLM endpoint rejected the request to {model}: "
+                                      f"HTTP {exc.status_code}: {status_message(exc)}") from None
+            raise exc
+        if fault.kind in SILENT:
+            lost = self._gate.silence(fault, self.base_url)
+            if lost is not None:
+                self._emit("llm.endpoint_lost", reason=str(lost))
+                raise lost
+            self._gate.check()  # another thread may have declared the endpoint lost meanwhile
+        else:
+            self._gate.answered()
+        return fault
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One of ``max_concurrency`` request slots; waiting for it ends when the client stops."""
+        while not self._slots.acquire(timeout=0.05):
+            self._gate.check()
+        try:
+            self._gate.check()
+            yield
+        finally:
+            self._slots.release()
+
+    def _attempt(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
+        """One HTTP attempt in a daemon thread; the caller leaves as soon as the client stops."""
+        box: dict[str, Any] = {}
+        with self._gate.watch() as wake:
+            def work() -> None:
+                try:
+                    box["raw"] = self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts: the SDK's TypedDicts
+                        model=model, messages=messages, **params)
+                except BaseException as exc:  # handed to the waiting caller
+                    box["exc"] = exc
+                finally:
+                    wake.set()
+
+            threading.Thread(target=work, name="llm-request", daemon=True).start()
+            wake.wait()
+        if "raw" not in box and "exc" not in box:
+            self._gate.check()  # woken by a stop: raises
+        if "exc" in box:
+            raise box["exc"]
+        return box["raw"]
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         """Exponential backoff with "equal jitter"; a server's Retry-After wins when it is given."""
@@ -304,32 +502,31 @@ class LLMClient:
         return float(base / 2 + self._jitter.uniform(0, base / 2))
 
 
-def _status_message(exc: openai.APIStatusError) -> str:
-    """The server's own error message, without the SDK's "Error code: N - " prefix."""
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error") if isinstance(body.get("error"), dict) else body
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return _one_line(inner["message"], 160)
-    return _one_line(re.sub(r"^Error code: \d+ - ", "", exc.message), 160)
+def _error_kind(exc: LLMError) -> str:
+    """The name a failure is counted under in the run log."""
+    if isinstance(exc, LLMRunFailure):
+        return exc.kind
+    if isinstance(exc, RetriesExhausted):
+        return "retries exhausted"
+    if isinstance(exc, LLMRequestError):
+        return "request rejected"
+    if isinstance(exc, LLMCancelled):
+        return "cancelled"
+    return "llm"
 
 
-def _retry_after(headers: Any) -> float | None:
-    for name, scale in (("retry-after-ms", 1e-3), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                return None
-    return None
-
+def _failure_entry(exc: LLMError) -> dict[str, Any]:
+    """How a request's own failure is cached, so that a replay fails it identically."""
+    entry: dict[str, Any] = {"error": _error_kind(exc), "message": str(exc)}
+    if isinstance(exc, RetriesExhausted):
+        entry["cause"] = exc.cause
+    return entry
 
 def _parse(raw: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
     """Reduce an SDK response to the JSON-able dict we cache; reject anything unusable."""
     choices = getattr(raw, "choices", None)
     if not isinstance(choices, list) or not choices:
-        raise _BadResponse(f"no choices in answer {_one_line(raw, 80)!r}")
+        raise _BadResponse(f"no choices in answer {one_line(raw, 80)!r}")
     message = getattr(choices[0], "message", None)
     if message is None:
         raise _BadResponse("choice without a message")
@@ -361,18 +558,20 @@ def client_from_config(
     base_url: str | None = None,
     replay: bool = False,
     max_concurrency: int = 4,
+    on_event: EventSink | None = None,
 ) -> LLMClient:
     """Build a client from the config's ``llm`` section (duck-typed, so this layer needs no config import).
 
     ``base_url`` overrides the section's, e.g. with the address of a local model server just started.
     Provider ``local`` (without such an override) assembles the registry model, starts its server and
-    returns a client whose ``close()`` stops it (see :mod:`evolve.llm.local`).
+    returns a client whose ``close()`` stops it (see :mod:`evolve.llm.local`). ``on_event`` receives
+    the client's events (the run log).
     """
     if getattr(section, "provider", "openai") == "local" and base_url is None:
         from evolve.llm.local import local_client
 
         log = Path(cache_dir).parent / "local-llm-server.log" if cache_dir is not None else None
-        return local_client(section, cache_dir, replay=replay, log_path=log)
+        return local_client(section, cache_dir, replay=replay, log_path=log, on_event=on_event)
     url = base_url or getattr(section, "base_url", None)
     if not url:
         raise LLMError(f"llm: no base_url (provider {getattr(section, 'provider', 'openai')!r} needs a running server's address)")
@@ -391,4 +590,6 @@ def client_from_config(
         cache_dir=cache_dir,
         replay=replay,
         max_concurrency=max_concurrency,
+        lost_after=getattr(section, "lost_after", LOST_AFTER),
+        on_event=on_event,
     )

@@ -378,7 +378,7 @@ class LocalLLMClient(LLMClient):
 
 
 def local_client(section: Any, cache_dir: str | os.PathLike[str] | None = None, *, replay: bool = False,
-                 log_path: Path | None = None, threads: int = 1) -> LocalLLMClient:
+                 log_path: Path | None = None, threads: int = 1, on_event: Any = None) -> LocalLLMClient:
     """Assemble the configured model, start its server and return a client bound to it.
 
     In replay mode nothing is started (answers come from the cache), so a replay needs no model.
@@ -387,7 +387,7 @@ def local_client(section: Any, cache_dir: str | os.PathLike[str] | None = None, 
     if getattr(section, "base_url", None):
         raise LocalModelError("llm.base_url: provider 'local' starts its own server; to use a running one, use provider 'openai'")
     options = {"temperature": section.temperature, "max_tokens": section.max_tokens, "timeout_s": section.timeout_s,
-               "retries": section.retries, "cache_dir": cache_dir, "replay": replay,
+               "retries": section.retries, "cache_dir": cache_dir, "replay": replay, "on_event": on_event,
                "max_concurrency": 1}  # one slot, one thread: concurrent requests would only queue in the server
     if replay:
         return LocalLLMClient(profile, None, "http://127.0.0.1:9/v1", **options)

@@ -3,7 +3,8 @@
 It is a real HTTP server (stdlib ``ThreadingHTTPServer``), so the production ``openai`` client, its
 HTTP stack, timeouts and retries are exercised exactly as against a real endpoint. Tests and
 benchmarks script the replies, including faults (rate limits, server errors, slow answers, garbage
-and truncated bodies), and assert on the recorded requests.
+and truncated bodies, a revoked key, an unknown model, a reply from another model, the server dying
+mid-run and coming back), and assert on the recorded requests.
 
     with FakeLLMServer(["first reply", rate_limited(0.1), "second reply"]) as server:
         client = LLMClient(server.base_url, [ModelSpec("fake")])
@@ -31,6 +32,7 @@ class Reply:
     content: str | None = None
     tool_calls: tuple[dict[str, Any], ...] = ()
     finish_reason: str | None = None  # default: "tool_calls" when there are tool calls, else "stop"
+    model: str | None = None  # the model id the answer reports; default: the server's, else the requested one
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class HTTPFault:
     status: int
     retry_after: float | None = None
     message: str = "fake LLM server fault"
+    code: str | None = None  # the body's ``error.code`` (OpenAI: "model_not_found", "insufficient_quota")
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,13 @@ class Truncated:
     then: "Response" = "truncated reply"
 
 
-Response = Union[str, dict[str, Any], Reply, HTTPFault, Slow, Garbage, Truncated]
+@dataclass(frozen=True)
+class Die:
+    """The server dies on this request: it stops listening and cuts every open connection, this one
+    included. Later requests get "connection refused" until :meth:`FakeLLMServer.revive`."""
+
+
+Response = Union[str, dict[str, Any], Reply, HTTPFault, Slow, Garbage, Truncated, Die]
 Script = Union[Iterable[Response], Callable[[dict[str, Any]], Response]]
 
 
@@ -77,6 +86,20 @@ def server_error(status: int = 500) -> HTTPFault:
     return HTTPFault(status, None, "internal server error")
 
 
+def unauthorized() -> HTTPFault:
+    """What a revoked or wrong API key gets."""
+    return HTTPFault(401, None, "Incorrect API key provided", "invalid_api_key")
+
+
+def forbidden() -> HTTPFault:
+    return HTTPFault(403, None, "Project does not have access to this model", "forbidden")
+
+
+def model_not_found(model: str = "fake-model", status: int = 404) -> HTTPFault:
+    """An unknown model, as OpenAI (404) or some proxies (400) answer it."""
+    return HTTPFault(status, None, f"The model `{model}` does not exist", "model_not_found")
+
+
 def count_tokens(text: str | None) -> int:
     """The server's deterministic token count: whitespace-separated words."""
     return len(text.split()) if text else 0
@@ -86,6 +109,7 @@ def count_tokens(text: str | None) -> int:
 class _State:
     script: Script
     models: tuple[str, ...]
+    report_model: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -173,7 +197,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(body, response.then)
         elif isinstance(response, HTTPFault):
             headers = {} if response.retry_after is None else {"Retry-After": f"{response.retry_after:g}"}
-            self._send_error(response.status, response.message, headers)
+            self._send_error(response.status, response.message, headers, response.code)
+        elif isinstance(response, Die):
+            self.close_connection = True
+            self.server.owner.kill()
         elif isinstance(response, Garbage):
             self._send_raw(200, response.body, response.content_type)
         elif isinstance(response, Truncated):
@@ -198,8 +225,9 @@ class _Handler(BaseHTTPRequestHandler):
                 state.request_times.append(time.monotonic())
                 state.request_headers.append({k.lower(): v for k, v in self.headers.items()})
 
-    def _send_error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        payload = {"error": {"message": message, "type": "fake_error", "code": status}}
+    def _send_error(self, status: int, message: str, headers: dict[str, str] | None = None,
+                    code: str | None = None) -> None:
+        payload = {"error": {"message": message, "type": "fake_error", "code": code or status}}
         self._send_raw(status, json.dumps(payload).encode(), "application/json", headers)
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
@@ -225,6 +253,7 @@ def _as_reply(response: Response) -> Reply:
             content=response.get("content"),
             tool_calls=tuple(response.get("tool_calls", ())),
             finish_reason=response.get("finish_reason"),
+            model=response.get("model"),
         )
     raise TypeError(f"fake LLM server: cannot nest {type(response).__name__} here")
 
@@ -249,7 +278,7 @@ def _completion(body: dict[str, Any], reply: Reply, state: _State) -> dict[str, 
         "id": f"chatcmpl-fake-{number}",
         "object": "chat.completion",
         "created": 0,
-        "model": body.get("model", "fake"),
+        "model": reply.model or state.report_model or body.get("model", "fake"),
         "choices": [{
             "index": 0,
             "message": message,
@@ -266,6 +295,7 @@ def _completion(body: dict[str, Any], reply: Reply, state: _State) -> dict[str, 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a forgotten server never blocks interpreter exit; close() joins them
     state: _State
+    owner: "FakeLLMServer"
 
 
 class FakeLLMServer:
@@ -274,21 +304,32 @@ class FakeLLMServer:
     ``responses`` is a list (served in order, one per chat request; when exhausted the server answers
     HTTP 400 "script exhausted") or a callable ``request_json -> response``. A response is a string
     (the assistant text), a dict ``{"content", "tool_calls", "finish_reason"}``, a :class:`Reply`,
-    or a fault: :class:`HTTPFault` (see :func:`rate_limited`, :func:`server_error`), :class:`Slow`,
-    :class:`Garbage` or :class:`Truncated`.
+    or a fault: :class:`HTTPFault` (see :func:`rate_limited`, :func:`server_error`,
+    :func:`unauthorized`, :func:`forbidden`, :func:`model_not_found`), :class:`Slow`,
+    :class:`Garbage`, :class:`Truncated` or :class:`Die`. ``report_model`` is the model id every
+    answer claims (default: the requested one). ``port`` 0 picks a free port.
     """
 
-    def __init__(self, responses: Script = (), models: Iterable[str] = ("fake-model",)) -> None:
-        self._state = _State(script=responses if callable(responses) else list(responses), models=tuple(models))
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
-        self._httpd.state = self._state
+    def __init__(self, responses: Script = (), models: Iterable[str] = ("fake-model",), *,
+                 report_model: str | None = None, port: int = 0) -> None:
+        self._state = _State(script=responses if callable(responses) else list(responses), models=tuple(models),
+                             report_model=report_model)
+        self._port = port
+        self._closed = False
+        self._alive_lock = threading.Lock()
+        self._listen()
+
+    def _listen(self) -> None:
+        self._httpd = _Server(("127.0.0.1", self._port), _Handler)
+        self._port = self._httpd.server_address[1]
+        self._httpd.state, self._httpd.owner = self._state, self
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), name="fake-llm", daemon=True)
         self._thread.start()
-        self._closed = False
+        self._alive = True
 
     @property
     def port(self) -> int:
-        return self._httpd.server_address[1]
+        return self._port
 
     @property
     def base_url(self) -> str:
@@ -319,21 +360,44 @@ class FakeLLMServer:
         with self._state.lock:
             return list(self._state.paths)
 
+    def kill(self) -> None:
+        """Die like a crashed server: stop listening (connects are refused), wake slow handlers and
+        cut every open connection. Safe from a handler thread; :meth:`revive` brings it back."""
+        with self._alive_lock:
+            if not self._alive:
+                return
+            self._alive = False
+            self._state.stop.set()
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            with self._state.lock:
+                connections = list(self._state.connections)
+            for conn in connections:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def revive(self) -> None:
+        """Listen again on the same port with the same script position (the endpoint is back)."""
+        with self._alive_lock:
+            if self._alive or self._closed:
+                return
+            self._state.stop = threading.Event()
+            self._listen()
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
     def close(self) -> None:
         """Stop serving, wake slow handlers, cut open connections and join every handler thread."""
         if self._closed:
             return
+        self.kill()
         self._closed = True
-        self._state.stop.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
         with self._state.lock:
-            connections, threads = list(self._state.connections), list(self._state.threads)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            threads = [t for t in self._state.threads if t is not threading.current_thread()]
         for thread in threads:
             thread.join(timeout=5)
         self._thread.join(timeout=5)

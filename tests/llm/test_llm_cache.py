@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 from pathlib import Path
 
 import pytest
 
-from evolve.llm import LLMClient, LLMError, ModelSpec, ResponseCache, request_key
+from evolve.llm import LLMClient, LLMError, ModelSpec, ReplayMiss, ResponseCache, request_key
 from evolve.testing import FakeLLMServer
 
 MESSAGES = [{"role": "user", "content": "shrink the model"}]
@@ -44,10 +45,13 @@ def test_a_resumed_run_replays_without_the_server(tmp_path: Path) -> None:
         replayed = [replay.complete(MESSAGES, rng) for _ in range(5)]
         assert [(c.text, c.model) for c in replayed] == [(c.text, c.model) for c in original]
         assert all(c.cached for c in replayed)
-        with pytest.raises(LLMError) as info:
+        with pytest.raises(ReplayMiss) as info:
             replay.complete(MESSAGES, random.Random(999))
-    assert str(info.value).startswith("replay: no cached answer for request ")
-    assert "\n" not in str(info.value)
+        with pytest.raises(ReplayMiss):  # a replay miss stops the run: every later request says so too
+            replay.complete(MESSAGES, random.Random(11))
+    message = str(info.value)
+    assert message.startswith("replay: no cached answer for model ") and "'shrink the model'" in message
+    assert re.search(r"request [0-9a-f]{12} ", message) and "\n" not in message
 
 
 def test_replay_needs_a_cache_dir() -> None:

@@ -9,7 +9,16 @@ from collections import Counter
 
 import pytest
 
-from evolve.llm import LLMClient, LLMError, LLMRequestError, ModelSpec, client_from_config
+from evolve.llm import (
+    LLMCancelled,
+    LLMClient,
+    LLMError,
+    LLMRequestError,
+    LLMRunFailure,
+    ModelSpec,
+    RetriesExhausted,
+    client_from_config,
+)
 from evolve.testing import FakeLLMServer, Garbage, HTTPFault, Slow, Truncated, rate_limited, server_error
 
 MESSAGES = [{"role": "user", "content": "improve this program please"}]
@@ -82,12 +91,13 @@ def test_rate_limit_then_success_honours_retry_after() -> None:
 
 def test_server_errors_exhaust_retries_with_a_one_line_error() -> None:
     with FakeLLMServer([server_error(500)] * 10) as server, client(server, retries=3) as llm:
-        with pytest.raises(LLMError) as info:
+        with pytest.raises(RetriesExhausted) as info:
             llm.complete(MESSAGES, random.Random(0))
         assert len(server.requests) == 4
     message = str(info.value)
     assert "\n" not in message
     assert "failed after 4 attempts" in message and "HTTP 500" in message
+    assert info.value.cause == "5xx" and server.base_url not in message  # replayable: no port in it
     assert llm.usage.retries == 3 and llm.usage.requests == 0
 
 
@@ -122,16 +132,13 @@ def test_timeout_cause_is_named_when_retries_run_out() -> None:
             llm.complete(MESSAGES, random.Random(0))
 
 
-def test_request_rejections_and_fatal_statuses_are_not_retried() -> None:
-    with FakeLLMServer([HTTPFault(400, message="context length exceeded"), HTTPFault(401, message="bad key"), HTTPFault(404, message="no such model")]) as server, client(server) as llm:
-        with pytest.raises(LLMRequestError, match="HTTP 400: context length exceeded"):
+def test_a_rejected_request_is_not_retried_and_the_client_goes_on() -> None:
+    with FakeLLMServer([HTTPFault(400, message="context length exceeded"), "fine"]) as server, client(server) as llm:
+        with pytest.raises(LLMRequestError, match="HTTP 400: context length exceeded") as info:
             llm.complete(MESSAGES, random.Random(0))
-        with pytest.raises(LLMError, match="HTTP 401") as auth:
-            llm.complete(MESSAGES, random.Random(0))
-        assert not isinstance(auth.value, LLMRequestError)
-        with pytest.raises(LLMError, match="HTTP 404"):
-            llm.complete(MESSAGES, random.Random(0))
-        assert len(server.requests) == 3
+        assert not isinstance(info.value, LLMRunFailure)
+        assert llm.complete(MESSAGES, random.Random(1)).text == "fine"
+        assert len(server.requests) == 2
 
 
 def test_tool_calls_pass_through_both_ways() -> None:
@@ -221,3 +228,58 @@ def test_client_from_config_section() -> None:
             c = llm.complete(MESSAGES, random.Random(0))
     assert (c.model, llm.max_tokens, llm.retries) == ("m1", 99, 1)
     assert c.cost_usd == pytest.approx((4 * 1.0 + 1 * 3.0) / 1e6)
+
+
+def _ask_in_threads(llm: LLMClient, n: int) -> tuple[list[threading.Thread], list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def ask(seed: int) -> None:
+        try:
+            llm.complete(MESSAGES, random.Random(seed))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads, errors
+
+
+def test_cancel_abandons_requests_in_flight_and_refuses_new_ones(tmp_path) -> None:
+    """Three requests wait on a server that answers after 60 s (a fourth waits for a slot): cancel()
+    releases all four, none is sent afterwards, and the late answers never reach the cache."""
+    with FakeLLMServer(lambda request: Slow(60, "late")) as server, \
+            client(server, timeout_s=120, max_concurrency=3, cache_dir=tmp_path) as llm:
+        threads, errors = _ask_in_threads(llm, 4)
+        while len(server.requests) < 3:
+            time.sleep(0.01)
+        llm.cancel()
+        for t in threads:
+            t.join(timeout=20)  # far below the 60 s answer: only the cancel can release them
+        assert not any(t.is_alive() for t in threads)
+        with pytest.raises(LLMCancelled):
+            llm.complete(MESSAGES, random.Random(9))
+        assert len(server.requests) == 3
+    assert len(errors) == 4 and all(isinstance(e, LLMCancelled) for e in errors)
+    assert llm.cancelled and not list(tmp_path.rglob("*.json"))
+
+
+def test_cancel_ends_backoff_waits() -> None:
+    with FakeLLMServer([server_error()] * 5) as server, client(server, backoff_s=60, backoff_max_s=60) as llm:
+        threads, errors = _ask_in_threads(llm, 1)
+        while len(server.requests) < 1:
+            time.sleep(0.01)
+        llm.cancel()
+        threads[0].join(timeout=20)  # the backoff wait alone would be >= 30 s
+        assert not threads[0].is_alive()
+        assert len(server.requests) == 1
+    assert isinstance(errors[0], LLMCancelled)
+
+
+def test_an_answer_that_lands_before_cancel_is_cached_whole(tmp_path) -> None:
+    with FakeLLMServer(["kept"]) as server, client(server, cache_dir=tmp_path) as llm:
+        assert llm.complete(MESSAGES, random.Random(0)).text == "kept"
+        llm.cancel()
+    with LLMClient("http://127.0.0.1:9/v1", [ModelSpec("fake-model", 1.0, 2.0, 8.0)], cache_dir=tmp_path, replay=True) as replay:
+        assert replay.complete(MESSAGES, random.Random(0)).text == "kept"
+    assert not list(tmp_path.rglob("*.tmp"))

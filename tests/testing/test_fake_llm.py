@@ -10,7 +10,20 @@ import threading
 import openai
 import pytest
 
-from evolve.testing import FakeLLMServer, Garbage, HTTPFault, Reply, Slow, Truncated, rate_limited, server_error
+from evolve.testing import (
+    Die,
+    FakeLLMServer,
+    Garbage,
+    HTTPFault,
+    Reply,
+    Slow,
+    Truncated,
+    forbidden,
+    model_not_found,
+    rate_limited,
+    server_error,
+    unauthorized,
+)
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "add two and three"}]
 
@@ -166,3 +179,48 @@ def test_close_wakes_slow_handlers_and_frees_the_port() -> None:
         socket.create_connection(("127.0.0.1", port), timeout=2)
     assert not [t for t in threading.enumerate() if t.name == "fake-llm"]
     server.close()  # idempotent
+
+
+@pytest.mark.parametrize("fault, status, code", [
+    (unauthorized(), 401, "invalid_api_key"), (forbidden(), 403, "forbidden"),
+    (model_not_found("m"), 404, "model_not_found"), (model_not_found("m", status=400), 400, "model_not_found"),
+])
+def test_setup_faults_answer_with_an_openai_shaped_error(fault: HTTPFault, status: int, code: str) -> None:
+    with FakeLLMServer([fault]) as server:
+        response = post(server, {"model": "m", "messages": MESSAGES})
+        error = json.loads(response.read())["error"]
+    assert (response.status, error["code"]) == (status, code)
+
+
+def test_reported_model_per_reply_and_per_server() -> None:
+    with FakeLLMServer(["plain", Reply("other", model="m-other")], report_model="m-2026") as server:
+        first = sdk(server).chat.completions.create(model="m", messages=MESSAGES)
+        second = sdk(server).chat.completions.create(model="m", messages=MESSAGES)
+    assert (first.model, second.model) == ("m-2026", "m-other")
+
+
+def test_die_cuts_everything_and_revive_listens_again_on_the_same_port() -> None:
+    with FakeLLMServer([Slow(60, "never"), Die(), "back"]) as server:
+        port = server.port
+        errors: list[BaseException] = []
+
+        def ask() -> None:
+            try:
+                sdk(server, timeout=120).chat.completions.create(model="m", messages=MESSAGES)
+            except Exception as exc:
+                errors.append(exc)
+
+        slow = threading.Thread(target=ask)
+        slow.start()
+        while not server.requests:
+            threading.Event().wait(0.01)
+        with pytest.raises(openai.APIConnectionError):
+            sdk(server).chat.completions.create(model="m", messages=MESSAGES)
+        slow.join(timeout=10)
+        assert not slow.is_alive() and isinstance(errors[0], openai.APIConnectionError)
+        assert not server.alive
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+        server.revive()
+        assert server.port == port and server.alive
+        assert sdk(server).chat.completions.create(model="m", messages=MESSAGES).choices[0].message.content == "back"
