@@ -233,19 +233,34 @@ def _dispatch(sock: socket.socket, spare: _Spare, fds: list[int]) -> dict[str, A
 
 
 def main(argv: list[str]) -> int:
+    """Prepare, say hello, serve. A parent that died meanwhile (killed while we imported torch) ends
+    the zygote quietly: a traceback on the user's terminal would blame the wrong process."""
     sock = socket.socket(fileno=int(argv[0]))
     containment.set_process_name("evolve-zygote")
-    config = json.loads(sock.recv(65536))
+    try:
+        config = json.loads(sock.recv(65536))
+    except (OSError, ValueError):
+        return 0  # the parent went away before sending the configuration
     try:
         _prepare(config["preload"], config["warmup"])
     except BaseException as exc:  # told to the parent, which raises ForkServerError
-        sock.send(json.dumps({"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}).encode())
+        _tell(sock, {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
         return 1
-    sock.send(json.dumps({"pid": os.getpid()}).encode())
+    if not _tell(sock, {"pid": os.getpid()}):
+        return 0
     sys.stdout.flush()
     sys.stderr.flush()
     _serve(sock)
     return 0
+
+
+def _tell(sock: socket.socket, message: dict[str, Any]) -> bool:
+    """Send ``message`` to the parent; False if it is gone."""
+    try:
+        sock.send(json.dumps(message).encode())
+        return True
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

@@ -115,3 +115,26 @@ def test_jobs_share_the_zygotes_namespaces_with_ipc_disabled(box: Sandbox) -> No
     result = box.run(call("create_sysv_shm"))
     assert result.value is False
     assert result.containment["netns"] and result.containment["ipcns"]
+
+
+@pytest.mark.parametrize("send_config", [True, False], ids=["parent-died-while-preparing", "parent-died-at-once"])
+def test_a_zygote_whose_parent_died_exits_quietly(send_config: bool) -> None:
+    """A run killed while its zygote imports torch must not leave a BrokenPipeError traceback on the
+    user's terminal: the zygote finds its parent gone and exits with nothing on stderr."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with theirs:
+        proc = subprocess.Popen([sys.executable, "-m", "evolve.sandbox.zygote", str(theirs.fileno())],
+                                pass_fds=[theirs.fileno()], stderr=subprocess.PIPE, cwd=root,
+                                env={**os.environ, "PYTHONPATH": str(root)})
+    if send_config:
+        ours.send(json.dumps({"preload": ["json"], "warmup": None}).encode())
+    ours.close()  # the parent dies before the zygote says hello
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err.decode()) == (0, "")
