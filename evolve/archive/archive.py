@@ -437,7 +437,10 @@ class Archive:
         return self.diff(key, self.lineage(key)[-1].id)
 
     def summary(self) -> Summary:
+        """Run-level figures. Spend comes from the run's saved counters, which also hold what no
+        candidate carries (rejected mutations, agent turns): summing candidates missed 5-48 % of it."""
         totals = self._index.totals()
+        totals.update(_run_spend(self.state() or {}, totals))
         best: dict[str, dict[str, float] | None] = {}
         for o in self.meta.objectives:
             top = self._index.candidates(o.name, descending=o.goal == "max", limit=1,
@@ -459,6 +462,20 @@ def best_key(c: Candidate, meta: RunMeta) -> tuple[int, float, int]:
     if c.result.ok and c.feasible and isinstance(value, (int, float)) and not math.isnan(value):
         return (0, first.oriented(float(value)), c.id)
     return (1, c.violation if c.result.ok else math.inf, c.id)
+
+
+def _run_spend(state: dict[str, Any], candidates: dict[str, Any]) -> dict[str, Any]:
+    """Token and cost totals from the run's counters (when saved) and what of it no candidate holds."""
+    counters = state.get("counters")
+    if not isinstance(counters, dict) or "prompt_tokens" not in counters:
+        return {}
+    prompt, completion = int(counters["prompt_tokens"]), int(counters.get("completion_tokens", 0))
+    cost = float(counters.get("cost_usd", 0.0))
+    on_candidates = candidates["prompt_tokens"] + candidates["completion_tokens"]
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "cost_usd": cost,
+            "rejected": int(counters.get("rejected", 0)),
+            "other_tokens": max(0, prompt + completion - on_candidates),
+            "other_cost_usd": max(0.0, cost - candidates["cost_usd"])}
 
 
 def eligible(c: Candidate, meta: RunMeta) -> bool:

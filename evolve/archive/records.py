@@ -76,11 +76,14 @@ class Summary:
     statuses: dict[str, int]
     front_size: int
     best: dict[str, dict[str, float] | None]  # objective -> {"id", "value"} over feasible ones
-    prompt_tokens: int
+    prompt_tokens: int  # the run's totals (its saved counters), or the candidates' sum without them
     completion_tokens: int
     cost_usd: float
     eval_wall_s: float  # summed evaluation wall time
     elapsed_s: float  # archive creation to the last candidate
+    rejected: int = 0  # mutations rejected before evaluation
+    other_tokens: int = 0  # of the totals, spent on no archived candidate (rejected mutations, agent turns)
+    other_cost_usd: float = 0.0
 
     @property
     def feasible_pct(self) -> float:

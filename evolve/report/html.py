@@ -28,7 +28,7 @@ from evolve.compare.stats import BUDGET_LABELS, ComparisonStats, RunStats, compu
 from evolve.compare.table import describe, num, table_cells
 from evolve.report.lineage import LineageUnavailable, lineage_svg
 from evolve.report.plots import comparison_figures, run_figures
-from evolve.report.show import duration, fmt
+from evolve.report.show import duration, fmt, spend_text
 
 MAX_PROGRAMS = 500
 _FORMATTER = HtmlFormatter(cssclass="hl", linenos="inline", wrapcode=True)
@@ -128,10 +128,11 @@ def _run_summary(meta: RunMeta, summary: Summary, stats: ComparisonStats, run: R
         point = ", ".join(f"{k}={fmt(v)}" for k, v in reference.items())
         rows.append(("hypervolume", _e(f"{fmt(run.hypervolume)} (reference point {point}, derived: "
                                        "worst feasible value + 10% of the range)")))
-    rows += [("tokens", _e(f"{summary.prompt_tokens} prompt + {summary.completion_tokens} completion")),
-             ("cost", _e(f"${summary.cost_usd:.4f}")),
-             ("time", _e(f"{duration(summary.elapsed_s)} elapsed, "
-                         f"{duration(summary.eval_wall_s)} evaluating"))]
+    tokens, cost = spend_text(summary)
+    rows += [("tokens", _e(tokens)), ("cost", _e(cost))]
+    if summary.rejected:
+        rows.append(("rejected", _e(f"{summary.rejected} mutations (before evaluation)")))
+    rows.append(("time", _e(f"{duration(summary.elapsed_s)} elapsed, {duration(summary.eval_wall_s)} evaluating")))
     return '<table class="kv" id="summary-table">' + "".join(
         f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 

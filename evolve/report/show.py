@@ -154,11 +154,25 @@ def summary_panel(summary: Summary, meta: RunMeta) -> Panel:
         best = summary.best.get(o.name)
         shown = f"{fmt(best['value'], o.name, o.unit)} {o.unit}".rstrip() + f"  (#{best['id']})" if best else "-"
         grid.add_row(f"best {o.name} ({o.goal})", shown)
-    grid.add_row("tokens", f"{summary.prompt_tokens} prompt + {summary.completion_tokens} completion")
-    grid.add_row("cost", f"${summary.cost_usd:.4f}")
+    tokens, cost = spend_text(summary)
+    grid.add_row("tokens", tokens)
+    grid.add_row("cost", cost)
+    if summary.rejected:
+        grid.add_row("rejected", f"{summary.rejected} mutations (before evaluation)")
     grid.add_row("time", f"{duration(summary.elapsed_s)} elapsed, "
                          f"{duration(summary.eval_wall_s)} evaluating")
     return Panel(grid, title=f"run {summary.run}  task {summary.task}", title_align="left")
+
+
+def spend_text(summary: Summary) -> tuple[str, str]:
+    """The tokens and cost lines: the run's totals, and how much of them no candidate carries."""
+    tokens = f"{summary.prompt_tokens} prompt + {summary.completion_tokens} completion"
+    cost = f"${summary.cost_usd:.4f}"
+    if summary.other_tokens:
+        tokens += f" ({summary.other_tokens} on rejected mutations and agent turns)"
+    if summary.other_cost_usd > 5e-5:
+        cost += f" (${summary.other_cost_usd:.4f} on rejected mutations and agent turns)"
+    return tokens, cost
 
 
 def candidates_table(rows: list[Candidate], meta: RunMeta, *, title: str, status: bool) -> Table:

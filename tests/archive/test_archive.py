@@ -243,3 +243,13 @@ def test_git_log_tells_the_story_and_fsck_is_clean(archive):
     fsck = subprocess.run(["git", "-C", str(archive.path), "fsck", "--full", "--strict"],
                           capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def test_summary_spend_is_the_runs_counters_when_saved(archive):
+    """Rejected mutations and agent turns cost tokens no candidate carries: the run's counters,
+    saved with each batch, are the totals; the candidates' sum was short by 5-48 %."""
+    archive.add_batch([record(30, 25.0, prompt_tokens=100, completion_tokens=10, cost_usd=0.5)],
+                      {"counters": {"prompt_tokens": 400, "completion_tokens": 60, "cost_usd": 2.0, "rejected": 3}})
+    s = archive.summary()
+    assert (s.prompt_tokens, s.completion_tokens, s.cost_usd, s.rejected) == (400, 60, 2.0, 3)
+    assert (s.other_tokens, s.other_cost_usd) == (350, 1.5)

@@ -168,3 +168,13 @@ def test_show_never_writes_the_repository(run_dir):
                  namespace(id="2", json=True)):
         run_main(run_dir, args)
     assert snapshot() == before
+
+
+def test_the_summary_shows_the_runs_spend_with_what_no_candidate_carries(tmp_path) -> None:
+    with Archive.create(tmp_path / "r" / "archive", META) as a:
+        a.add_batch([rec(SEED, 58, 100.0, 0.9194, prompt_tokens=700, completion_tokens=80, cost_usd=0.01)],
+                    {"counters": {"prompt_tokens": 1000, "completion_tokens": 100, "cost_usd": 0.02, "rejected": 2}})
+        out = render(show.print_front, a)
+    assert "1000 prompt + 100 completion (320 on rejected mutations and agent turns)" in out
+    assert "$0.0200 ($0.0100 on rejected mutations and agent turns)" in out
+    assert "2 mutations (before evaluation)" in out
