@@ -171,8 +171,13 @@ def candidates(archive_dir: Path) -> list[tuple]:
     with Archive.open(archive_dir) as archive:
         names = [o.name for o in archive.meta.objectives]
         return [(c.id, tuple(c.parents), c.source, c.mutator, c.model, c.result.status, c.result.feasible,
-                 tuple(round(float(c.result.metrics.get(n, float("nan"))), 9) for n in names))
+                 tuple(_value(c.result.metrics.get(n)) for n in names))
                 for c in archive.candidates()]
+
+
+def _value(v: Any) -> float | str:
+    """An objective value that compares equal to itself (NaN and missing become strings)."""
+    return round(float(v), 9) if isinstance(v, (int, float)) and v == v else repr(v)
 
 
 def fsck_clean(archive_dir: Path) -> bool:
