@@ -19,7 +19,7 @@ from evolve import __version__
 from evolve.errors import UserError
 from evolve.report.console import make_console
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LLM, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class UsageError(UserError):
@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, metavar="N", help="same as --set run.seed=N")
     r.add_argument("--name", metavar="NAME", help="same as --set run.name=NAME")
     r.add_argument("-v", "--verbose", action="store_true", help="print one line per evaluation")
+    r.add_argument("--force", action="store_true",
+                   help="with --resume: continue even if the config changes the experiment (not only budgets)")
     r.set_defaults(func=cmd_run)
 
     rs = sub.add_parser("resume", help="resume an existing run from the config saved in its archive")
@@ -130,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except UserError as exc:  # anything else is a bug: its traceback and exit code 1 are the report
         print(f"evolve: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return int(getattr(exc, "exit_code", EXIT_USAGE))  # EXIT_LLM for an LLM setup failure
 
 
 def _unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
@@ -216,10 +218,12 @@ def _print_result(task: Any, result: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from evolve.config import load_config
 
+    if args.force and not args.resume:
+        raise UsageError("--force only applies with --resume")
     shortcuts = {"budget.max_evaluations": args.max_evaluations, "run.seed": args.seed, "run.name": args.name}
     overrides = list(args.overrides) + [f"{key}={json.dumps(value)}" for key, value in shortcuts.items()
                                          if value is not None]  # JSON is YAML: --name 007 stays a string
-    return _execute(load_config(args.config, overrides), resume=args.resume, verbose=args.verbose)
+    return _execute(load_config(args.config, overrides), resume=args.resume, verbose=args.verbose, force=args.force)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -228,26 +232,32 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     run_dir = _run_dir(args.run)
     with Archive.open(run_dir / "archive") as archive:
-        saved = archive.meta.config
+        saved = (archive.state() or {}).get("config") or archive.meta.config  # the last session's
     # the run lives where it was found, whatever directory it was started from
     where = [f"run.output_dir={json.dumps(str(run_dir.resolve().parent))}"]
     config = parse_config(saved, f"{run_dir}/archive (saved config)", overrides=where)
     return _execute(config, resume=True)
 
 
-def _execute(config: Any, resume: bool, verbose: bool = False) -> int:
+def _execute(config: Any, resume: bool, verbose: bool = False, force: bool = False) -> int:
     from evolve.report.next_steps import next_steps
     from evolve.report.progress import RunProgress
     from evolve.run import EvolutionRun
+    from evolve.runlog import llm_summary
 
-    run = EvolutionRun(config, resume=resume)
+    run = EvolutionRun(config, resume=resume, force=force)
     console = make_console(stderr=True)
+    for note in run.config_notes:
+        console.print(f"evolve: {note}", markup=False, highlight=False)
     with RunProgress(run, console, verbose=verbose) as progress:
         outcome = run.execute(progress=progress.update)
     progress.summary(outcome)
     console.print(next_steps(run.config.run_dir, run.archive_dir), highlight=False, soft_wrap=True)
+    if config.llm is not None:
+        console.print(llm_summary(run.log.path), markup=False, highlight=False)
+    if outcome.failure is not None:
+        return EXIT_LLM
     return EXIT_INTERRUPTED if outcome.interrupted else EXIT_OK
-
 
 
 def _run_dir(run: str) -> Path:

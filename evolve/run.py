@@ -15,27 +15,42 @@ step is an *iteration*: it drives an agent that files each attempt at once throu
 
 One record, :class:`~evolve.candidate.Candidate`, carries a child from its evaluation to the
 archive, the strategy, the mutators' context and the agents.
+
+Surviving anything (measured by ``bench/chaos.py``): a run killed before its seeds were filed
+evaluates them on resume; the prompts' history (rejections included) rides in the run state, so a
+resumed run asks exactly what an uninterrupted one would; an LLM setup failure (key, model, a lost
+endpoint, a replay miss) stops the run with :data:`EXIT_LLM`-worthy ``RunOutcome.failure`` instead of
+rejecting every child, and the streak of rejections counts only mutators failing on good replies
+(it restarts on resume). Ctrl-C cancels the LLM requests in flight and abandons running threads
+(nothing of the batch is archived); a second Ctrl-C exits at once. Everything that happens on the
+way goes to ``runs/<name>/run.log`` (:mod:`evolve.runlog`).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import signal
+import sys
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from evolve.agents.session import Spend
 from evolve.archive import Archive, RunMeta
 from evolve.candidate import Candidate
 from evolve.config import RunConfig, build_task
+from evolve.config_changes import compare_configs
 from evolve.errors import UserError
 from evolve.evaluation import EvalResult, evaluate
-from evolve.llm.client import LLMError, LLMUnreachable
+from evolve.llm.faults import LLMCancelled, LLMRunFailure, LLMUnreachable, RetriesExhausted
 from evolve.mutators import Mutation, MutationContext, Mutator, make_mutator
+from evolve.runlog import FILE_NAME as RUN_LOG, RunLog
 from evolve.sandbox import Limits, Sandbox
 from evolve.strategies import Proposal, Strategy, make_strategy
 from evolve.tasks import Constraint, Objective
@@ -47,6 +62,10 @@ MAX_REJECTED_IN_A_ROW = 50
 NO_ENDPOINT_ALTERNATIVES = ("set EVOLVE_LLM_BASE_URL (and OPENAI_API_KEY) to an OpenAI-compatible endpoint, "
                             "use `llm: {provider: local}` for the offline model, or run a numeric-only "
                             "config such as configs/adder-repair.yaml")
+#: Rejections that are the endpoint's fault, not the mutator's: they never feed the streak (the LLM
+#: client stops the run when the endpoint itself fails) nor the prompts' history.
+NOT_THE_MUTATORS = frozenset({"retries exhausted"})
+T = TypeVar("T")
 
 
 class RunError(UserError, RuntimeError):
@@ -75,6 +94,7 @@ class RunOutcome:
     counters: Counters
     target_reached: int | None = None  # id of the first candidate meeting the target
     interrupted: bool = False
+    failure: str | None = None  # an LLM setup failure stopped the run (resumable once it is fixed)
 
 
 ProgressFn = Callable[["EvolutionRun"], None]
@@ -84,7 +104,7 @@ class EvolutionRun:
     """One run, created or resumed from ``config``; during :meth:`execute` it is also the
     :class:`~evolve.agents.session.Host` every strategy's step talks to (public methods only)."""
 
-    def __init__(self, config: RunConfig, *, resume: bool = False) -> None:
+    def __init__(self, config: RunConfig, *, resume: bool = False, force: bool = False) -> None:
         self.config = config
         self.archive_dir = config.run_dir / "archive"
         self.scratch = config.run_dir / "scratch"
@@ -93,18 +113,21 @@ class EvolutionRun:
             raise RunError(f"run {config.run.name!r} already exists in {config.run_dir}; "
                            "pass --resume to continue it or choose another run.name")
         self.fresh = not exists
+        #: What changed in the config since the run's last session (printed by the CLI).
+        self.config_notes: list[str] = [] if self.fresh else self._check_config(force)
+        self.log = RunLog(config.run_dir / RUN_LOG)
         self.task = build_task(config, self._hidden_seed())
         self.objectives = self.task.objectives
         self.targets: list[Constraint] = config.target_constraints()
         self.strategy: Strategy = make_strategy(config.strategy.name, self.objectives, config.strategy.params)
         self.strategy.preflight()  # e.g. the agent CLI is installed: fail before anything is written
-        self.llm = _make_llm(config) if config.llm is not None else None
+        self.llm = _make_llm(config, self.log) if config.llm is not None else None
         try:
             if self.llm is not None:  # before the archive exists: a dead endpoint leaves nothing behind
                 try:
                     self.llm.check_reachable()
                 except LLMUnreachable as exc:
-                    raise LLMError(f"{exc}; {NO_ENDPOINT_ALTERNATIVES}") from None
+                    raise type(exc)(f"{exc}; {NO_ENDPOINT_ALTERNATIVES}") from None
             self.mutators = [make_mutator(m.name, llm=self.llm, **m.params) for m in config.mutators]
         except BaseException:
             if self.llm is not None:
@@ -129,6 +152,17 @@ class EvolutionRun:
             seed: int | None = archive.meta.task_options.get("hidden_seed")
             return seed
 
+    def _check_config(self, force: bool) -> list[str]:
+        """Compare with the config of the run's last session: budgets may change (said so), the
+        experiment may not without ``force``."""
+        with Archive.open(self.archive_dir) as archive:
+            saved = (archive.state() or {}).get("config") or archive.meta.config
+        changes = compare_configs(saved, self.config.to_yaml_dict())
+        refusal = changes.refusal(self.config.run.name)
+        if refusal is not None and not force:
+            raise RunError(refusal)
+        return changes.notes()
+
     def _open_archive(self) -> Archive:
         if self.fresh:
             meta = RunMeta.for_task(self.config.run.name, self.task, program_file=PROGRAM_NAME,
@@ -149,6 +183,9 @@ class EvolutionRun:
         if "rng" in state:
             self.rng.setstate(_rng_from_json(state["rng"]))
         self.counters = Counters(**state.get("counters", {}))
+        self.counters.rejected_in_a_row = 0  # a resumed run gets a fresh streak (e.g. a new model, the endpoint back)
+        if isinstance(state.get("history"), list):  # the prompts' history, rejections included
+            self.history = deque(state["history"], maxlen=HISTORY)
         for mutator, mstate in zip(self.mutators, state.get("mutators", [])):
             mutator.set_state(mstate)
         self.target_hit = state.get("target_hit")
@@ -161,6 +198,8 @@ class EvolutionRun:
             "mutators": [m.get_state() for m in self.mutators],
             "target_hit": self.target_hit,
             "strategy": self.strategy.get_state(),
+            "history": list(self.history),
+            "config": self.config.to_yaml_dict(),
         }
 
     # --- the loop ----------------------------------------------------------------------------
@@ -176,12 +215,15 @@ class EvolutionRun:
         self._started = time.monotonic()
         self._sandbox = Sandbox(mode=self.task.isolation, preload=self.task.preload, warmup=self.task.warmup,
                                 limits=limits)
-        interrupted = False
+        interrupted, failure = False, None
+        previous = _install_sigint()
         try:
-            if self.fresh:
-                self._evaluate_seeds()
-            else:
+            if not self.fresh:
                 self._restore()
+            self.log.write("run.resume" if self.known else "run.start", candidates=len(self.known),
+                           config_changes=self.config_notes)
+            if not self.known:  # a new run, or one killed before its seeds were filed
+                self._evaluate_seeds()
             self._base_wall = self.counters.wall_s
             if progress:  # the seeds, or the resumed counters (a resumed bar starts at 12/30, not 0/30)
                 progress(self)
@@ -190,14 +232,23 @@ class EvolutionRun:
                 if progress:
                     progress(self)
         except KeyboardInterrupt:
+            if self.llm is not None:
+                self.llm.cancel()  # requests still in flight are abandoned, never archived
             interrupted = True
             reason = "interrupted (resume with --resume)"
+        except LLMRunFailure as exc:
+            failure = str(exc)
+            reason = f"LLM failure: {exc} (resume with --resume once it is fixed)"
         finally:
             self._sandbox.close()
             self.archive.close()
             if self.llm is not None:
                 self.llm.close()
-        return RunOutcome(reason, self.counters, self.target_hit, interrupted)
+            _restore_sigint(previous)  # last: a second Ctrl-C during the clean-up still exits at once
+        self.log.write("run.stop", reason=reason, evaluations=self.counters.evaluations,
+                       rejected=self.counters.rejected, tokens=self.counters.tokens, cost_usd=self.counters.cost_usd)
+        self.log.close()
+        return RunOutcome(reason, self.counters, self.target_hit, interrupted, failure)
 
     def _evaluate_seeds(self) -> None:
         sources = [(path.read_text(encoding="utf-8"), path.name) for path in self.config.seeds]
@@ -223,8 +274,12 @@ class EvolutionRun:
         )
         try:
             return mutator.mutate(ctx)
-        except Exception as exc:  # a mutator failure (e.g. LLM retries exhausted) rejects this child only
-            return Mutation(source=None, mutator=mutator.name, description="", error=f"{type(exc).__name__}: {exc}")
+        except (LLMRunFailure, LLMCancelled):
+            raise  # the run's failure, not this child's
+        except RetriesExhausted as exc:
+            return Mutation(source=None, mutator=mutator.name, error=str(exc), kind="retries exhausted")
+        except Exception as exc:  # a mutator failure rejects this child only
+            return Mutation(source=None, mutator=mutator.name, error=f"{type(exc).__name__}: {exc}", kind="mutator error")
 
     def _evaluate_all(self, sources: list[str]) -> list[EvalResult]:
         assert self._sandbox is not None, "evaluations happen inside execute()"
@@ -234,8 +289,7 @@ class EvolutionRun:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(source, encoding="utf-8")
             paths.append(path)
-        with ThreadPoolExecutor(self.config.parallel.evaluations) as pool:
-            return list(pool.map(lambda p: evaluate(self.task, p, sandbox), paths))
+        return _parallel(lambda p: evaluate(self.task, p, sandbox), paths, self.config.parallel.evaluations)
 
     def _file(self, records: list[Candidate]) -> None:
         """Archive a batch together with the state that produced it (one atomic archive write)."""
@@ -248,6 +302,9 @@ class EvolutionRun:
         for i, cand in enumerate(stored):
             assert cand.id == first + i, "archive ids must be sequential"
             self._remember(cand)
+            self.log.write("evaluation", id=cand.id, parents=list(cand.parents), mutator=cand.mutator,
+                           model=cand.model, status=cand.result.status, feasible=cand.result.feasible,
+                           metrics={o.name: cand.result.metrics.get(o.name) for o in self.objectives})
 
     def _meets_target(self, result: EvalResult) -> bool:
         return bool(self.targets) and result.feasible and all(t.satisfied(result.metrics) for t in self.targets)
@@ -270,8 +327,7 @@ class EvolutionRun:
             proposal = propose(self.rng)
             mutator = self.rng.choices(self.mutators, weights=self.weights)[0]
             slots.append((proposal, mutator, random.Random(self.rng.getrandbits(64))))
-        with ThreadPoolExecutor(self.config.parallel.llm_requests) as pool:
-            mutations = list(pool.map(lambda slot: self._mutate(*slot), slots))
+        mutations = _parallel(lambda slot: self._mutate(*slot), slots, self.config.parallel.llm_requests)
         for m in mutations:
             self.counters.prompt_tokens += m.prompt_tokens
             self.counters.completion_tokens += m.completion_tokens
@@ -279,7 +335,7 @@ class EvolutionRun:
         accepted = [(slot, m) for slot, m in zip(slots, mutations) if m.source is not None]
         for m in mutations:
             if m.source is None:
-                self._count_rejection(f"rejected ({m.mutator}): {m.error}")
+                self._count_rejection(f"rejected ({m.mutator}): {m.error}", m.kind or "rejected", m.mutator)
         if accepted:
             self.counters.rejected_in_a_row = 0
         results = self._evaluate_all([m.source for _, m in accepted if m.source is not None])
@@ -345,12 +401,17 @@ class EvolutionRun:
             cost_usd=spend.cost_usd, generation=self.known[parent].generation + 1, extra=extra)])
         return self.known[self.next_id - 1]
 
-    def reject(self, reason: str) -> None:
+    def reject(self, reason: str, kind: str = "no attempt") -> None:
         """Count an agent iteration that produced nothing to evaluate."""
-        self._count_rejection(f"rejected: {reason}")
+        self._count_rejection(f"rejected: {reason}", kind, "agent")
 
-    def _count_rejection(self, line: str) -> None:
+    def _count_rejection(self, line: str, kind: str, mutator: str) -> None:
+        """Count a child rejected before evaluation; only the mutator's own failures (on good replies)
+        feed the streak and the prompts' history."""
         self.counters.rejected += 1
+        self.log.write("rejection", kind=kind, mutator=mutator, reason=line.split(": ", 1)[-1])
+        if kind in NOT_THE_MUTATORS:
+            return
         self.counters.rejected_in_a_row += 1
         self.history.append(line)
 
@@ -411,9 +472,73 @@ def _rng_from_json(data: list[Any]) -> tuple[Any, ...]:
     return (version, tuple(internal), gauss)
 
 
-def _make_llm(config: RunConfig) -> Any:
+def _make_llm(config: RunConfig, log: RunLog) -> Any:
     from evolve.llm import client_from_config
 
     assert config.llm is not None
     return client_from_config(config.llm, cache_dir=config.run_dir / "llm-cache", replay=config.llm.replay,
-                              max_concurrency=config.parallel.llm_requests)
+                              max_concurrency=config.parallel.llm_requests, on_event=log.write)
+
+
+def _parallel(fn: Callable[[Any], T], items: Iterable[Any], workers: int) -> list[T]:
+    """``[fn(x) for x in items]`` on up to ``workers`` daemon threads, results in order; the first
+    exception (by position) is raised as soon as it happens.
+
+    The caller waits on an event, which Ctrl-C interrupts at once; threads still running are then
+    abandoned, not joined (a thread pool's exit joined them: Ctrl-C waited 10-31 s for LLM answers).
+    The run cancels the LLM client and closes the sandbox behind them; their results are dropped.
+    """
+    todo = list(items)
+    results: list[Any] = [None] * len(todo)
+    errors: list[BaseException | None] = [None] * len(todo)
+    if not todo:
+        return []
+    lock, done = threading.Lock(), threading.Event()
+    state = {"next": 0, "left": len(todo)}
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = state["next"]
+                if i >= len(todo) or done.is_set():
+                    return
+                state["next"] = i + 1
+            try:
+                results[i] = fn(todo[i])
+            except BaseException as exc:  # handed to the waiting caller
+                errors[i] = exc
+            with lock:
+                state["left"] -= 1
+                if state["left"] == 0 or errors[i] is not None:
+                    done.set()
+
+    for _ in range(min(max(1, workers), len(todo))):
+        threading.Thread(target=work, name="evolve-worker", daemon=True).start()
+    done.wait()
+    failed = next((e for e in errors if e is not None), None)
+    if failed is not None:
+        raise failed
+    return results
+
+
+def _install_sigint() -> Any:
+    """First Ctrl-C: KeyboardInterrupt (the run cancels its requests and stops cleanly, resumable);
+    a second one exits at once. Only the main thread may set handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    pressed = [0]
+
+    def handler(signum: int, frame: Any) -> None:
+        pressed[0] += 1
+        if pressed[0] == 1:
+            raise KeyboardInterrupt
+        sys.stderr.write("evolve: interrupted again: exiting now (the archive is consistent; resume with --resume)\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _restore_sigint(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)

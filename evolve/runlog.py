@@ -34,23 +34,31 @@ class RunLog:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._file: IO[str] | None = self.path.open("a", encoding="utf-8")
-        if self._file.tell() > 0 and not self.path.read_bytes().endswith(b"\n"):
-            self._file.write("\n")  # a line torn by a kill stays alone (and is skipped by the reader)
+        self._file: IO[str] | None = None  # opened by the first write: a run that never starts writes nothing
+        self._closed = False
 
     def write(self, event: str, **fields: Any) -> None:
         """Append one event; a no-op once closed (late events of abandoned requests are dropped)."""
         line = json.dumps({"t": round(time.time(), 3), "event": event, **fields}, ensure_ascii=False, default=str)
         with self._lock:
-            if self._file is None:
+            if self._closed:
                 return
+            if self._file is None:
+                self._file = self._open()
             self._file.write(line + "\n")
             self._file.flush()
 
+    def _open(self) -> IO[str]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = self.path.open("a", encoding="utf-8")
+        if f.tell() > 0 and not self.path.read_bytes().endswith(b"\n"):
+            f.write("\n")  # a line torn by a kill stays alone (and is skipped by the reader)
+        return f
+
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._file is not None:
                 self._file.close()
                 self._file = None

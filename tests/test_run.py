@@ -93,8 +93,10 @@ def test_wrong_task_on_resume_is_refused(tmp_path: Path) -> None:
     other = config(tmp_path, budget={"max_evaluations": 4})
     other["task"] = {"name": "microgpt"}
     other["seeds"] = [str(ROOT / "seeds/microgpt/optimized.py")]
-    with pytest.raises(RunError, match="was started for task 'toy'"):
+    with pytest.raises(RunError, match=r"different experiment \(.*task.name: 'toy' -> 'microgpt'\); pass --force"):
         EvolutionRun(parse_config(other), resume=True)
+    with pytest.raises(RunError, match="was started for task 'toy'"):  # even --force cannot change the task
+        EvolutionRun(parse_config(other), resume=True, force=True)
 
 
 @pytest.mark.slow

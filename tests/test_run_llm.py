@@ -121,9 +121,10 @@ def test_replay_with_a_missing_answer_stops_the_run_with_the_reason(tmp_path: Pa
     data["llm"]["replay"] = True
     run = EvolutionRun(parse_config(data))
     outcome = run.execute()
-    assert outcome.counters.evaluations == 1 + 0  # the seed only: every mutation was refused
-    assert "rejected before evaluation" in outcome.stop_reason
-    assert "replay: no cached answer" in outcome.stop_reason
+    assert outcome.counters.evaluations == 1 + 0  # the seed only: the first miss stops the run
+    assert outcome.counters.rejected == 0  # a miss is the run's failure, never a rejection
+    assert outcome.failure is not None and outcome.failure.startswith("replay: no cached answer for model fake-model, request ")
+    assert "(last message begins '## Task')" in outcome.failure and "\n" not in outcome.failure
 
 
 def sources(archive_dir: Path) -> list[tuple[int, tuple[int, ...], str]]:
@@ -147,7 +148,7 @@ def test_shipped_llm_configs_fail_in_one_line_without_an_endpoint(tmp_path: Path
     env["EVOLVE_LLM_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
     proc = subprocess.run([sys.executable, "-m", "evolve.cli", "run", str(path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
+    assert proc.returncode == 3  # EXIT_LLM: the endpoint, not the config, is at fault
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"evolve: no LLM endpoint reachable at http://127.0.0.1:{port}/v1")
     for alternative in ("EVOLVE_LLM_BASE_URL", "provider: local", "configs/adder-repair.yaml"):

@@ -16,7 +16,8 @@ from evolve.agents.brief import figures, goals
 from evolve.candidate import Candidate
 from evolve.agents.session import AgentSession, Spend
 from evolve.agents.tools import TOOL_NAMES, TOOLS, Toolbox
-from evolve.llm.client import LLMClient, LLMError
+from evolve.llm.client import LLMClient
+from evolve.llm.faults import LLMCancelled, LLMError, LLMRunFailure, RetriesExhausted
 
 SYSTEM = (
     "You are a coding agent improving one Python program inside evolve, an automated search. You work "
@@ -27,6 +28,8 @@ SYSTEM = (
     "were with `write_notes`: later iterations see your notes. Call `submit` when done; the submission is "
     "kept only if its measured figures put it on the Pareto front."
 )
+#: How a session's end reason starts when the endpoint kept failing one request (not the agent's fault).
+LLM_RETRIES_EXHAUSTED = "LLM retries exhausted"
 NUDGE = "Continue with a tool call: edit and `evaluate` the program, or `submit` if you are done."
 
 
@@ -70,6 +73,11 @@ def run_session(session: AgentSession, llm: LLMClient, rng: random.Random, *, ma
             break
         try:
             completion = llm.complete(messages, rng, tools=TOOLS)
+        except (LLMRunFailure, LLMCancelled):
+            raise  # the run's failure (key, endpoint, replay) or Ctrl-C: not this session's
+        except RetriesExhausted as exc:
+            reason = f"{LLM_RETRIES_EXHAUSTED}: {exc}"  # the endpoint's fault: not a failed iteration
+            break
         except LLMError as exc:
             reason = f"LLM request failed: {exc}"
             break

@@ -90,8 +90,8 @@ class Host(Protocol):
                  extra: dict[str, Any]) -> Candidate:
         """Evaluate ``source`` in the run's sandbox and archive it (with the run state)."""
 
-    def reject(self, reason: str) -> None:
-        """Count an iteration that produced nothing to evaluate."""
+    def reject(self, reason: str, kind: str = "no attempt") -> None:
+        """Count an iteration that produced nothing to evaluate (``kind`` as in the run log)."""
 
     def candidate(self, cid: int) -> Candidate:
         """The filed candidate ``cid``."""

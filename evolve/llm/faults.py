@@ -62,6 +62,7 @@ class LLMRunFailure(LLMError):
     """Nothing the run does next can succeed with this endpoint or cache: stop the run, resumably."""
 
     kind = "llm"
+    exit_code = 3  # the CLI's EXIT_LLM: distinct from bad input (2), so scripts can wait and resume
 
 
 class EndpointRefused(LLMRunFailure):

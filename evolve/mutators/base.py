@@ -47,6 +47,8 @@ class Mutation:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     error: str | None = None
+    #: Why it was rejected, as counted in the run log: "unparseable", "invalid edit", "request rejected"...
+    kind: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # JSON-able details (edited sites, cache hit...)
 
     @property
@@ -92,8 +94,9 @@ class Mutator(ABC):
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`get_state` returned."""
 
-    def reject(self, error: str, **fields: Any) -> Mutation:
-        return Mutation(source=None, mutator=self.name, description=f"rejected: {error}", error=error, **fields)
+    def reject(self, error: str, kind: str = "invalid edit", **fields: Any) -> Mutation:
+        return Mutation(source=None, mutator=self.name, description=f"rejected: {error}", error=error, kind=kind,
+                        **fields)
 
 
 def same_code(a: str, b: str) -> bool:

@@ -59,7 +59,7 @@ class _LLMMutator(Mutator):
         try:
             completion = self.llm.complete(messages, ctx.rng, **self.params)
         except LLMRequestError as exc:
-            return self.reject(str(exc))
+            return self.reject(str(exc), kind="request rejected")
         fields: dict[str, Any] = {
             "model": completion.model,
             "prompt_tokens": completion.prompt_tokens,
@@ -73,7 +73,7 @@ class _LLMMutator(Mutator):
             source, where = self._apply(ctx.parent.source, completion)
         except EditError as exc:
             cut = " (reply cut at max_tokens)" if completion.finish_reason == "length" else ""
-            return self.reject(f"{exc}{cut}", **fields)
+            return self.reject(f"{exc}{cut}", kind="unparseable", **fields)
         said = intent(completion.text)
         plain = f"diff: {where}" if self.asks == "diff" else where
         return Mutation(source=source, mutator=self.name, description=f"{said} [{where}]" if said else plain, **fields)

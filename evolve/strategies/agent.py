@@ -28,7 +28,7 @@ from evolve.agents.cli_agent import (
     CODEX_VERSION, DEFAULT_COMMAND, DEFAULT_PROMPT, PROMPT_FIELDS, CliSettings, TemplateError, check_template,
     parse_command, run_cli_iteration,
 )
-from evolve.agents.loop import run_session
+from evolve.agents.loop import LLM_RETRIES_EXHAUSTED, run_session
 from evolve.agents.notes import Notes
 from evolve.candidate import Candidate
 from evolve.agents.session import AgentSession, Host, best_of
@@ -52,7 +52,7 @@ class AgentStrategy(Strategy):
         self.tally = {"kept": 0, "reverted": 0, "empty": 0}
 
     # --- the run loop's protocol -----------------------------------------------------------------
-    def propose(self, rng: random.Random) -> Proposal:
+    def choose(self, rng: random.Random) -> Proposal:
         """The base of the next iteration (agents are driven by :meth:`step`, not by proposals)."""
         front = self.ranker.front(self.population.all())
         ids = [ind.id for ind in front]
@@ -104,7 +104,8 @@ class AgentStrategy(Strategy):
         candidate = submitted or best_of(attempts, self.ranker)
         if candidate is None:
             self.tally["empty"] += 1
-            host.reject(f"{self.name} iteration {number}: {reason}")
+            kind = "retries exhausted" if LLM_RETRIES_EXHAUSTED in reason else "no attempt"
+            host.reject(f"{self.name} iteration {number}: {reason}", kind)
             self.notes.log(f"{head}: nothing evaluated ({reason}){said}")
         else:
             kept = any(ind.id == candidate.id for ind in self.ranker.front(self.population.all()))

@@ -84,9 +84,16 @@ class Strategy(ABC):
         """Record an evaluated candidate (seeds first, then children in archive order)."""
         self.population.add(ind)
 
-    @abstractmethod
     def propose(self, rng: random.Random) -> Proposal:
-        """Choose the next parent(s) and inspirations."""
+        """Choose the next parent(s) and inspirations; a one-line :class:`StrategyError` when there
+        is nothing to choose from (the run files its seeds first, so this is a guard, not a path)."""
+        if not self.population:
+            raise StrategyError(f"strategy {self.name!r}: no candidate to start from (the archive is empty)")
+        return self.choose(rng)
+
+    @abstractmethod
+    def choose(self, rng: random.Random) -> Proposal:
+        """Choose the next parent(s) and inspirations from a non-empty population."""
 
     # --- the run loop's protocol -------------------------------------------------------------
     def preflight(self) -> None:

@@ -21,7 +21,7 @@ class HillClimb(Strategy):
     class Params(PluginParams):
         inspirations: int = Field(default=2, ge=0, le=10)  # other front members shown to the mutator
 
-    def propose(self, rng: random.Random) -> Proposal:
+    def choose(self, rng: random.Random) -> Proposal:
         best = self.ranker.front(self.population.all())
         parent = rng.choice(best)
         inspirations = self._inspirations(rng, best, parent.id, self.params["inspirations"])

@@ -113,7 +113,7 @@ class Islands(Strategy):
                 self._place(dest, ind)
 
     # --- selection ---------------------------------------------------------------------------
-    def propose(self, rng: random.Random) -> Proposal:
+    def choose(self, rng: random.Random) -> Proposal:
         island = rng.randrange(len(self.members))
         pool = [self.population.members[j] for j in self.members[island]]
         r = rng.random()

@@ -19,7 +19,7 @@ class RandomSearch(Strategy):
     class Params(PluginParams):
         inspirations: int = Field(default=0, ge=0, le=10)
 
-    def propose(self, rng: random.Random) -> Proposal:
+    def choose(self, rng: random.Random) -> Proposal:
         pool = [ind for ind in self.population.all() if ind.status == "ok"] or self.population.all()
         parent = rng.choice(pool)
         inspirations = self._inspirations(rng, pool, parent.id, self.params["inspirations"])

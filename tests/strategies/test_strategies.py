@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -124,3 +125,23 @@ def test_proposals_are_deterministic_for_a_seed() -> None:
         return [s.propose(rng) for _ in range(20)]
 
     assert run() == run()
+
+
+@pytest.mark.parametrize("name", ["hillclimb", "islands", "random", "agent"])
+def test_every_strategy_copes_with_an_empty_or_all_failed_archive(name: str) -> None:
+    """An empty population is a one-line StrategyError (never IndexError); all-failed seeds are
+    still parents (an LLM can repair a crashing program from its error)."""
+    from evolve.strategies import STRATEGIES
+
+    assert {"hillclimb", "islands", "random", "agent"} <= set(STRATEGIES)
+    s = make_strategy(name, OBJ)
+    with pytest.raises(StrategyError) as info:
+        s.propose(random.Random(0))
+    assert str(info.value) == f"strategy {name!r}: no candidate to start from (the archive is empty)"
+    failed = [Candidate(id=i, source=f"broken {i}", result=EvalResult("error", {}, feasible=False, violation=math.inf,
+                                                                      error="SyntaxError"))
+              for i in range(2)]
+    for c in failed:
+        s.add(c)
+    rng = random.Random(1)
+    assert {s.propose(rng).parents[0] for _ in range(50)} <= {0, 1}
