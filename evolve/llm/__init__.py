@@ -3,6 +3,7 @@
 from evolve.llm.cache import ResponseCache, request_key
 from evolve.llm.client import Completion, LLMClient, ModelSpec, Usage, client_from_config
 from evolve.llm.faults import (
+    EndpointFailing,
     EndpointLost,
     EndpointRefused,
     LLMCancelled,
@@ -14,6 +15,6 @@ from evolve.llm.faults import (
     RetriesExhausted,
 )
 
-__all__ = ["Completion", "EndpointLost", "EndpointRefused", "LLMCancelled", "LLMClient", "LLMError", "LLMRequestError",
+__all__ = ["Completion", "EndpointFailing", "EndpointLost", "EndpointRefused", "LLMCancelled", "LLMClient", "LLMError", "LLMRequestError",
            "LLMRunFailure", "LLMUnreachable", "ModelSpec", "ReplayMiss", "ResponseCache", "RetriesExhausted", "Usage", "client_from_config",
            "request_key"]

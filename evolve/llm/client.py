@@ -38,6 +38,7 @@ import openai
 from evolve.llm.cache import ResponseCache, request_key
 from evolve.llm.faults import (
     SILENT,
+    EndpointFailing,
     EndpointLost,
     EndpointRefused,
     LLMUnreachable,
@@ -58,6 +59,8 @@ from evolve.llm.faults import (
 DUMMY_KEY = "sk-local-no-key"
 #: Attempts in a row (all threads together) without any HTTP answer after which the endpoint is lost.
 LOST_AFTER = 3
+#: Requests in a row (all threads together) that exhausted their retries: the endpoint is failing.
+FAILING_AFTER = 3
 
 #: Receives ``(event, **fields)`` for every request, retry and failure (the run log's ``write``).
 EventSink = Callable[..., None]
@@ -129,8 +132,10 @@ class _Gate:
     Waiting callers register an event; stopping sets them all, so every thread leaves at once.
     """
 
-    def __init__(self, lost_after: int) -> None:
+    def __init__(self, lost_after: int, failing_after: int = FAILING_AFTER) -> None:
         self.lost_after = max(1, lost_after)
+        self.failing_after = max(1, failing_after)
+        self._exhausted = 0
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._failure: LLMRunFailure | None = None
@@ -178,6 +183,18 @@ class _Gate:
                                f"(last: {fault.detail})")
         return failure if self.stop(failure) else None
 
+    def request_done(self, exhausted: RetriesExhausted | None, base_url: str) -> EndpointFailing | None:
+        """Count a request that succeeded (None) or exhausted its retries; the failure when this one
+        makes the endpoint failing."""
+        with self._lock:
+            self._exhausted = self._exhausted + 1 if exhausted is not None else 0
+            failing = self._exhausted >= self.failing_after
+        if exhausted is None or not failing:
+            return None
+        failure = EndpointFailing(f"LLM endpoint {base_url} failing: {self.failing_after} requests in a row failed "
+                                  f"after all retries (last: {exhausted})")
+        return failure if self.stop(failure) else None
+
     @contextlib.contextmanager
     def watch(self) -> Iterator[threading.Event]:
         """An event that is set when the client stops (and by whoever else holds it)."""
@@ -205,7 +222,8 @@ class LLMClient:
     (a dummy is sent). A named but unset variable is an error, except for a loopback endpoint or
     in replay mode. ``replay=True`` answers only from ``cache_dir`` and never contacts the endpoint.
     ``lost_after`` attempts in a row without any HTTP answer (connection refused, timeouts; all
-    threads together) make the endpoint lost. ``on_event`` receives every request, retry and failure.
+    threads together) make the endpoint lost; ``failing_after`` requests in a row that exhausted
+    their retries make it failing. ``on_event`` receives every request, retry and failure.
     """
 
     def __init__(
@@ -225,6 +243,7 @@ class LLMClient:
         max_concurrency: int = 4,
         send_seed: bool = True,
         lost_after: int = LOST_AFTER,
+        failing_after: int = FAILING_AFTER,
         on_event: EventSink | None = None,
     ) -> None:
         if not models:
@@ -244,7 +263,7 @@ class LLMClient:
         self._api_key = self._resolve_key(api_key_env)
         self._client = openai.OpenAI(base_url=self.base_url, api_key=self._api_key, timeout=timeout_s, max_retries=0)
         self._slots = threading.BoundedSemaphore(max(1, max_concurrency))
-        self._gate = _Gate(lost_after)
+        self._gate = _Gate(lost_after, failing_after)
         self._jitter = random.Random()  # timing only: never touches the caller's RNG stream
         self._lock = threading.Lock()
         self._usage = Usage()
@@ -305,10 +324,15 @@ class LLMClient:
                 self.cache.put_failure(key, {"model": spec.name, "messages": messages, "params": request},
                                        _failure_entry(exc))
             self._emit("llm.failed", model=spec.name, key=key[:12], error=_error_kind(exc), message=str(exc))
+            failing = self._gate.request_done(exc, self.base_url) if isinstance(exc, RetriesExhausted) else None
+            if failing is not None:
+                self._emit("llm.endpoint_failing", reason=str(failing))
+                raise failing from None
             raise
         except LLMError as exc:
             self._emit("llm.failed", model=spec.name, key=key[:12], error=_error_kind(exc), message=str(exc))
             raise
+        self._gate.request_done(None, self.base_url)
         if self.cache is not None:
             self.cache.put(key, {"model": spec.name, "messages": messages, "params": request}, response)
         return self._finish(spec, key, response, cached=False, start=start, attempts=attempts)
@@ -591,5 +615,6 @@ def client_from_config(
         replay=replay,
         max_concurrency=max_concurrency,
         lost_after=getattr(section, "lost_after", LOST_AFTER),
+        failing_after=getattr(section, "failing_after", FAILING_AFTER),
         on_event=on_event,
     )

@@ -9,7 +9,8 @@ response from the run:
 - **the run** (:class:`LLMRunFailure`): nothing the run does next can succeed, so it stops at once
   with a one-line reason and stays resumable. 401/403 (key revoked), 404 or a "model not found" body
   (wrong model or base_url), an exhausted quota (:class:`EndpointRefused`); an endpoint that stopped
-  answering at all (:class:`EndpointLost`); a replay whose cache lacks an answer (:class:`ReplayMiss`).
+  answering at all (:class:`EndpointLost`) or answers only errors, request after request
+  (:class:`EndpointFailing`); a replay whose cache lacks an answer (:class:`ReplayMiss`).
   Before this split, a dead endpoint made every child retry to exhaustion and look like a bad
   mutation: 300 s of retries and a run that ended "successfully" with its budget unspent.
 - **the user** (:class:`LLMCancelled`): Ctrl-C; requests in flight are abandoned, none is sent after.
@@ -81,6 +82,13 @@ class EndpointLost(LLMUnreachable):
     """Consecutive attempts, across all threads, got no HTTP answer at all (refused or timed out)."""
 
     kind = "lost"
+
+
+class EndpointFailing(LLMRunFailure):
+    """Consecutive requests (all threads together) each failed after all their retries: the
+    endpoint answers, but only with errors (a permanent 5xx, a proxy serving garbage)."""
+
+    kind = "failing"
 
 
 class ReplayMiss(LLMRunFailure):

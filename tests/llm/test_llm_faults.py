@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from evolve.llm import (
+    EndpointFailing,
     EndpointLost,
     EndpointRefused,
     LLMClient,
@@ -248,3 +249,30 @@ def test_run_failures_are_not_cached(tmp_path: Path) -> None:
         with pytest.raises(EndpointRefused):
             llm.complete(MESSAGES, random.Random(4))
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_requests_that_keep_exhausting_their_retries_make_the_endpoint_failing() -> None:
+    """A server that answers only 500s is alive, but nothing can succeed: after 3 requests in a row
+    exhausted their retries the run fails instead of rejecting every child forever."""
+    with FakeLLMServer(lambda request: server_error(500)) as server, client(server, retries=1, failing_after=3) as llm:
+        for _ in range(2):
+            with pytest.raises(RetriesExhausted):
+                llm.complete(MESSAGES, random.Random(0))
+        with pytest.raises(EndpointFailing) as info:
+            llm.complete(MESSAGES, random.Random(0))
+        with pytest.raises(EndpointFailing):
+            llm.complete(MESSAGES, random.Random(0))
+        assert len(server.requests) == 6
+    assert "failing: 3 requests in a row failed after all retries (last: LLM request to fake-model" in str(info.value)
+
+
+def test_a_success_restarts_the_failing_count() -> None:
+    script = [server_error(), server_error(), "ok", server_error(), server_error(), "ok"]
+    with FakeLLMServer(script) as server, client(server, retries=0, failing_after=3) as llm:
+        outcomes = []
+        for i in range(6):
+            try:
+                outcomes.append(llm.complete(MESSAGES, random.Random(i)).text)
+            except RetriesExhausted:
+                outcomes.append("exhausted")
+    assert outcomes == ["exhausted", "exhausted", "ok", "exhausted", "exhausted", "ok"]  # never 3 in a row
