@@ -224,6 +224,8 @@ class EvolutionRun:
                            config_changes=self.config_notes)
             if not self.known:  # a new run, or one killed before its seeds were filed
                 self._evaluate_seeds()
+            elif self.config_notes:  # remember the config this session runs with (the next resume compares)
+                self.archive.add_batch([], self._state())
             self._base_wall = self.counters.wall_s
             if progress:  # the seeds, or the resumed counters (a resumed bar starts at 12/30, not 0/30)
                 progress(self)
@@ -298,7 +300,10 @@ class EvolutionRun:
             if self.target_hit is None and self._meets_target(record.result):
                 self.target_hit = first + i
         self.counters.evaluations += len(records)
-        stored = self.archive.add_batch(records, self._state())
+        state = self._state()
+        state["history"] = (list(self.history) + [_history_line(r, self.objectives, first + i)
+                                                  for i, r in enumerate(records)])[-HISTORY:]
+        stored = self.archive.add_batch(records, state)  # the history as it will be once they are filed
         for i, cand in enumerate(stored):
             assert cand.id == first + i, "archive ids must be sequential"
             self._remember(cand)
@@ -455,11 +460,11 @@ class EvolutionRun:
         return self.config.run_dir
 
 
-def _history_line(cand: Candidate, objectives: tuple[Objective, ...]) -> str:
+def _history_line(cand: Candidate, objectives: tuple[Objective, ...], cid: int | None = None) -> str:
     result = cand.result
     figures = ", ".join(f"{o.name}={result.metrics[o.name]:g}" for o in objectives if o.name in result.metrics)
     verdict = "feasible" if result.feasible else (result.status if result.status != "ok" else "infeasible")
-    return f"#{cand.id} {cand.mutator}: {cand.description} -> {verdict}{'; ' + figures if figures else ''}"
+    return f"#{cand.id if cid is None else cid} {cand.mutator}: {cand.description} -> {verdict}{'; ' + figures if figures else ''}"
 
 
 def _rng_to_json(state: tuple[Any, ...]) -> list[Any]:

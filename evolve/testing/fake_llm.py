@@ -297,6 +297,13 @@ class _Server(ThreadingHTTPServer):
     state: _State
     owner: "FakeLLMServer"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (cancelled, timed out) is normal here; anything else is reported."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
 
 class FakeLLMServer:
     """A threaded Chat Completions server on a free loopback port; use as a context manager.
