@@ -69,7 +69,8 @@ class ConfigChanges:
 def compare_configs(saved: dict[str, Any], new: dict[str, Any]) -> ConfigChanges:
     """The differing keys of two config dicts, sorted into free and experiment changes."""
     old_flat, new_flat = _flatten(saved), _flatten(new)
-    free, experiment = [], []
+    free: list[Change] = []
+    experiment: list[Change] = []
     for key in sorted(old_flat.keys() | new_flat.keys()):
         old, now = old_flat.get(key), new_flat.get(key)
         if old == now:

@@ -503,8 +503,8 @@ class LLMClient:
         with self._gate.watch() as wake:
             def work() -> None:
                 try:
-                    box["raw"] = self._client.chat.completions.create(  # type: ignore[call-overload]  # plain dicts: the SDK's TypedDicts
-                        model=model, messages=messages, **params)
+                    box["raw"] = self._client.chat.completions.create(
+                        model=model, messages=messages, **params)  # type: ignore[arg-type]  # plain dicts: the SDK's TypedDicts
                 except BaseException as exc:  # handed to the waiting caller
                     box["exc"] = exc
                 finally:

@@ -40,7 +40,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from evolve.llm.client import LLMClient, LLMError, ModelSpec
+from evolve.llm.client import LLMClient, ModelSpec
+from evolve.llm.faults import LLMError
 
 #: The llama.cpp runtime, pinned: its CPU wheel embeds the server (no compiler needed).
 RUNTIME = "xllamacpp==2026.10.11549"

@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from evolve.llm.client import Completion, LLMClient, LLMRequestError
+from evolve.llm.client import Completion, LLMClient
+from evolve.llm.faults import LLMRequestError
 from evolve.mutators.base import EditError, Mutation, MutationContext, Mutator
 from evolve.mutators.prompts import build_messages
 from evolve.mutators.replies import apply_edit_blocks, apply_rewrite, intent
