@@ -84,6 +84,19 @@ def test_an_endpoint_failure_stops_the_run_and_it_resumes_once_the_endpoint_is_b
     assert events.count("run.start") == 1 and events.count("run.resume") == 1 and events.count("run.stop") == 2
 
 
+def test_an_agent_run_stops_on_an_endpoint_failure_instead_of_ending_sessions(tmp_path: Path) -> None:
+    def script(request: dict[str, Any]) -> Any:
+        return unauthorized() if len(server.requests) > 2 else "Let me think about it."
+
+    with FakeLLMServer(script) as server:
+        data = config(tmp_path, server.base_url, strategy={"name": "agent", "params": {"turns_per_iteration": 2}},
+                      budget={"max_evaluations": 10})
+        del data["mutators"]
+        outcome = EvolutionRun(parse_config(data)).execute()
+        assert len(server.requests) == 3  # no request after the 401
+    assert outcome.failure is not None and "refused the API key (HTTP 401" in outcome.failure
+
+
 def test_the_streak_counts_only_the_mutators_failures_and_restarts_on_resume(tmp_path: Path) -> None:
     import evolve.run as run_module
 
@@ -208,6 +221,7 @@ def test_ctrl_c_stops_a_real_run_while_its_requests_hang(tmp_path: Path, strateg
     with Archive.open(tmp_path / "runs" / "llm" / "archive") as archive:
         assert len(archive) == 1  # the seed; nothing half of the interrupted batch
     assert "Traceback" not in err
+    assert "\nLLM: " in err  # the end-of-run line from the run log
 
 
 def test_a_second_ctrl_c_exits_at_once() -> None:
