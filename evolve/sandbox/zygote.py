@@ -89,6 +89,11 @@ class ForkServer:
             return int(message["pid"])
 
     def close(self) -> None:
+        """Stop the zygote. One still starting (importing torch) is killed before the lock is taken:
+        the lock is held by the thread waiting for its hello, which made Ctrl-C wait ~10 s."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
         with self._lock:
             self._stop()
 

@@ -138,3 +138,27 @@ def test_a_zygote_whose_parent_died_exits_quietly(send_config: bool) -> None:
     ours.close()  # the parent dies before the zygote says hello
     _, err = proc.communicate(timeout=120)
     assert (proc.returncode, err.decode()) == (0, "")
+
+
+def test_close_cuts_a_zygote_start_up_short() -> None:
+    """Ctrl-C while the zygote still imports torch: close() must not wait for the hello (the job
+    thread holds the start-up lock for up to 15 minutes). A warm-up that never returns stands in."""
+    box = Sandbox("forkserver", preload=("json",), warmup="signal:pause")
+    outcome: list[object] = []
+
+    def job() -> None:
+        try:
+            outcome.append(box.run(call("add", a=1)))
+        except Exception as exc:  # the start-up is cut: an error is the expected end
+            outcome.append(exc)
+
+    runner = threading.Thread(target=job)
+    runner.start()
+    assert wait_until(lambda: bool(zygote_pids()), timeout=60)
+    closer = threading.Thread(target=box.close)
+    closer.start()
+    closer.join(timeout=30)
+    assert not closer.is_alive()
+    runner.join(timeout=30)
+    assert not runner.is_alive() and outcome
+    assert wait_until(lambda: not zygote_pids())
