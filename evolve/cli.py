@@ -1,7 +1,8 @@
 """The ``evolve`` command line: run, eval, show, compare, report, tasks, archive, doctor.
 
 Exit codes: 0 success; 1 the work ran but failed (e.g. the evaluated candidate crashed);
-2 bad input (one line on stderr, nothing written); 130 interrupted by Ctrl-C (resumable).
+2 bad input (one line on stderr, nothing written); 3 the LLM endpoint failed the run (key, model,
+endpoint lost or failing, replay miss; resumable once fixed); 130 interrupted by Ctrl-C (resumable).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -118,6 +120,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``evolve`` program. Interrupted as a program (``argv`` None), it leaves without the
+    interpreter's finalization, which waited ~2.5 s for an abandoned sandbox job (measured on the
+    adder); by then the archive, run log, sandbox and LLM client are closed and the output flushed."""
+    code = _main(argv)
+    if code == EXIT_INTERRUPTED and argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     unknown = _unknown_command(parser, argv)
