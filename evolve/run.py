@@ -28,18 +28,13 @@ way goes to ``runs/<name>/run.log`` (:mod:`evolve.runlog`).
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
-import signal
-import sys
-import threading
 import time
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from evolve.agents.session import Spend
 from evolve.archive import Archive, RunMeta
@@ -51,6 +46,7 @@ from evolve.evaluation import EvalResult, evaluate
 from evolve.llm.faults import LLMCancelled, LLMRunFailure, LLMUnreachable, RetriesExhausted
 from evolve.mutators import Mutation, MutationContext, Mutator, make_mutator
 from evolve.runlog import FILE_NAME as RUN_LOG, RunLog
+from evolve.stopping import install_ctrl_c, parallel, restore_ctrl_c
 from evolve.sandbox import Limits, Sandbox
 from evolve.strategies import Proposal, Strategy, make_strategy
 from evolve.tasks import Constraint, Objective
@@ -65,7 +61,6 @@ NO_ENDPOINT_ALTERNATIVES = ("set EVOLVE_LLM_BASE_URL (and OPENAI_API_KEY) to an 
 #: Rejections that are the endpoint's fault, not the mutator's: they never feed the streak (the LLM
 #: client stops the run when the endpoint itself fails) nor the prompts' history.
 NOT_THE_MUTATORS = frozenset({"retries exhausted"})
-T = TypeVar("T")
 
 
 class RunError(UserError, RuntimeError):
@@ -216,7 +211,7 @@ class EvolutionRun:
         self._sandbox = Sandbox(mode=self.task.isolation, preload=self.task.preload, warmup=self.task.warmup,
                                 limits=limits)
         interrupted, failure = False, None
-        previous = _install_sigint()
+        previous = install_ctrl_c()
         try:
             if not self.fresh:
                 self._restore()
@@ -246,7 +241,7 @@ class EvolutionRun:
             self.archive.close()
             if self.llm is not None:
                 self.llm.close()
-            _restore_sigint(previous)  # last: a second Ctrl-C during the clean-up still exits at once
+            restore_ctrl_c(previous)  # last: a second Ctrl-C during the clean-up still exits at once
         self.log.write("run.stop", reason=reason, evaluations=self.counters.evaluations,
                        rejected=self.counters.rejected, tokens=self.counters.tokens, cost_usd=self.counters.cost_usd)
         self.log.close()
@@ -291,7 +286,7 @@ class EvolutionRun:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(source, encoding="utf-8")
             paths.append(path)
-        return _parallel(lambda p: evaluate(self.task, p, sandbox), paths, self.config.parallel.evaluations)
+        return parallel(lambda p: evaluate(self.task, p, sandbox), paths, self.config.parallel.evaluations)
 
     def _file(self, records: list[Candidate]) -> None:
         """Archive a batch together with the state that produced it (one atomic archive write)."""
@@ -332,7 +327,7 @@ class EvolutionRun:
             proposal = propose(self.rng)
             mutator = self.rng.choices(self.mutators, weights=self.weights)[0]
             slots.append((proposal, mutator, random.Random(self.rng.getrandbits(64))))
-        mutations = _parallel(lambda slot: self._mutate(*slot), slots, self.config.parallel.llm_requests)
+        mutations = parallel(lambda slot: self._mutate(*slot), slots, self.config.parallel.llm_requests)
         for m in mutations:
             self.counters.prompt_tokens += m.prompt_tokens
             self.counters.completion_tokens += m.completion_tokens
@@ -483,67 +478,3 @@ def _make_llm(config: RunConfig, log: RunLog) -> Any:
     assert config.llm is not None
     return client_from_config(config.llm, cache_dir=config.run_dir / "llm-cache", replay=config.llm.replay,
                               max_concurrency=config.parallel.llm_requests, on_event=log.write)
-
-
-def _parallel(fn: Callable[[Any], T], items: Iterable[Any], workers: int) -> list[T]:
-    """``[fn(x) for x in items]`` on up to ``workers`` daemon threads, results in order; the first
-    exception (by position) is raised as soon as it happens.
-
-    The caller waits on an event, which Ctrl-C interrupts at once; threads still running are then
-    abandoned, not joined (a thread pool's exit joined them: Ctrl-C waited 10-31 s for LLM answers).
-    The run cancels the LLM client and closes the sandbox behind them; their results are dropped.
-    """
-    todo = list(items)
-    results: list[Any] = [None] * len(todo)
-    errors: list[BaseException | None] = [None] * len(todo)
-    if not todo:
-        return []
-    lock, done = threading.Lock(), threading.Event()
-    state = {"next": 0, "left": len(todo)}
-
-    def work() -> None:
-        while True:
-            with lock:
-                i = state["next"]
-                if i >= len(todo) or done.is_set():
-                    return
-                state["next"] = i + 1
-            try:
-                results[i] = fn(todo[i])
-            except BaseException as exc:  # handed to the waiting caller
-                errors[i] = exc
-            with lock:
-                state["left"] -= 1
-                if state["left"] == 0 or errors[i] is not None:
-                    done.set()
-
-    for _ in range(min(max(1, workers), len(todo))):
-        threading.Thread(target=work, name="evolve-worker", daemon=True).start()
-    done.wait()
-    failed = next((e for e in errors if e is not None), None)
-    if failed is not None:
-        raise failed
-    return results
-
-
-def _install_sigint() -> Any:
-    """First Ctrl-C: KeyboardInterrupt (the run cancels its requests and stops cleanly, resumable);
-    a second one exits at once. Only the main thread may set handlers; elsewhere nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    pressed = [0]
-
-    def handler(signum: int, frame: Any) -> None:
-        pressed[0] += 1
-        if pressed[0] == 1:
-            raise KeyboardInterrupt
-        sys.stderr.write("evolve: interrupted again: exiting now (the archive is consistent; resume with --resume)\n")
-        sys.stderr.flush()
-        os._exit(130)
-
-    return signal.signal(signal.SIGINT, handler)
-
-
-def _restore_sigint(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)

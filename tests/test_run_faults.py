@@ -68,14 +68,13 @@ def test_an_endpoint_failure_stops_the_run_and_it_resumes_once_the_endpoint_is_b
     with FakeLLMServer(script) as server:
         data = config(tmp_path, server.base_url, budget={"max_evaluations": 10})
         data["llm"]["retries"] = 6
-        started = time.monotonic()
         first = EvolutionRun(parse_config(data))
         outcome = first.execute()
-        stopped_after = time.monotonic() - started
         assert outcome.failure is not None and kind in outcome.failure
         assert outcome.counters.rejected == 0  # the endpoint's failure is not the mutator's
         assert outcome.counters.evaluations < 10
-        assert stopped_after < 60  # not 7 attempts x backoff per child: a few seconds (loose: loaded CI)
+        retries = [e for e in read_events(first.log.path) if e["event"] == "llm.retry"]
+        assert len(retries) <= 2  # stopped at once (401) or after 3 silent attempts: not 7 per child
         server.revive()
         second = EvolutionRun(parse_config(data), resume=True)
         resumed = second.execute()
@@ -204,9 +203,9 @@ def cli_run(tmp_path: Path, base_url: str, strategy: dict[str, Any]) -> subproce
                                       {"name": "agent", "params": {"turns_per_iteration": 3}}],
                          ids=["hillclimb", "islands", "agent"])
 def test_ctrl_c_stops_a_real_run_while_its_requests_hang(tmp_path: Path, strategy: dict[str, Any]) -> None:
-    """SIGINT while every answer takes 60 s: the run exits 130 long before any answer, sends no
+    """SIGINT while every answer takes 300 s: the run exits 130 long before any answer, sends no
     request afterwards, archives nothing of the batch, and can be resumed."""
-    with FakeLLMServer(lambda request: Slow(60, "too late")) as server:
+    with FakeLLMServer(lambda request: Slow(300, "too late")) as server:
         proc = cli_run(tmp_path, server.base_url, strategy)
         deadline = time.monotonic() + 120
         while not server.requests and time.monotonic() < deadline:
@@ -215,29 +214,10 @@ def test_ctrl_c_stops_a_real_run_while_its_requests_hang(tmp_path: Path, strateg
         time.sleep(0.3)
         sent = len(server.requests)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=40)  # an answer would take 60 s: only the cancel can be this quick
+        _, err = proc.communicate(timeout=120)  # a hang guard: an answer would take 300 s
         assert proc.returncode == 130, err
         assert len(server.requests) == sent
     with Archive.open(tmp_path / "runs" / "llm" / "archive") as archive:
         assert len(archive) == 1  # the seed; nothing half of the interrupted batch
     assert "Traceback" not in err
     assert "\nLLM: " in err  # the end-of-run line from the run log
-
-
-def test_a_second_ctrl_c_exits_at_once() -> None:
-    script = (
-        "import os, signal, sys, time\n"
-        "from evolve.run import _install_sigint\n"
-        "_install_sigint()\n"
-        "try:\n"
-        "    os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
-        "except KeyboardInterrupt:\n"
-        "    print('first: clean stop begins', flush=True)\n"
-        "os.kill(os.getpid(), signal.SIGINT); time.sleep(5)\n"
-        "print('not reached')\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 130
-    assert done.stdout == "first: clean stop begins\n"
-    assert done.stderr.startswith("evolve: interrupted again: exiting now")
