@@ -145,9 +145,9 @@ def test_interrupt_kills_the_agent_and_resume_continues_with_the_notes(tmp_path:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert gone([int(p) for p in pidfile.read_text().split()])
-    data["strategy"]["params"]["command"][2] = "improve"
+    data["strategy"]["params"]["command"][2] = "improve"  # another agent: an experiment change, hence --force
     path.write_text(yaml.safe_dump(data))
-    done = subprocess.run([sys.executable, "-m", "evolve.cli", "run", str(path), "--resume"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "evolve.cli", "run", str(path), "--resume", "--force"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     with Archive.open(tmp_path / "runs/agent/archive") as archive:
