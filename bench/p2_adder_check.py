@@ -1,6 +1,6 @@
 """Benchmark: the adder checker's batched greedy decoding against a one-pair-at-a-time loop.
 
-For each seed the artefact is built in-process (``evaluators.adder.build``) and loaded the way the
+For each seed the artefact is built in-process (``evaluators._adder_phases.build``) and loaded the way the
 checker loads it. Then the 10,010 reference cases are decoded two ways, side by side:
 
 - batched: the checker's own loop (``evaluators._torch_model.generate`` on the loaded artefact,
@@ -34,7 +34,8 @@ import torch  # noqa: E402 - after pinning the thread count
 
 from evaluators._graph_rules import inspect_program  # noqa: E402
 from evaluators._torch_model import generate, load_program  # noqa: E402
-from evaluators.adder import CHUNK_SIZE, EDGE_CASES, FORMAT_FILE, _operands, build, parse_format, reference_cases  # noqa: E402
+from evaluators.adder import FORMAT_FILE  # noqa: E402
+from evaluators._adder_phases import CHUNK_SIZE, EDGE_CASES, _operands, build, parse_format, reference_cases  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "adder"
 

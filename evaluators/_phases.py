@@ -22,6 +22,10 @@ from evolve.evaluation import EvalResult
 from evolve.sandbox import Job, Limits, ProcessResult, Sandbox
 
 CANDIDATE_FILE = "candidate.py"
+#: The torch artefact a build phase writes (format: ``evaluators/_torch_model.py``).
+PROGRAM_FILE = "program.json"
+TENSORS_FILE = "tensors.pt"
+ARTEFACT_FILES = (PROGRAM_FILE, TENSORS_FILE)
 MAX_ARTEFACT_BYTES = 64 << 20
 
 

@@ -2,8 +2,9 @@
 
 On a shared machine one wall-time measurement rewards luck: a neighbour's burst makes a good
 candidate look slow, a quiet second makes a bad one look fast. Tasks with a time objective
-(sorter ``train_s``, microgpt ``wall_s``) take the option ``repeats``: the timed run is repeated
-until there are that many measurements and the objective is their median. Every repeat must
+(sorter ``train_s``, microgpt ``wall_s``) take the option ``repeats`` (a :data:`Repeats` field of
+their ``Params``, an int in [1, 15]): the timed run is repeated until there are that many
+measurements and the objective is their median. Every repeat must
 succeed (a candidate that fails on a repeat is failed, not measured on its good runs only); the
 result's ``info`` says how many runs the median is over and lists them.
 """
@@ -11,16 +12,14 @@ result's ``info`` says how many runs the median is over and lists them.
 from __future__ import annotations
 
 import statistics
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
+
+from pydantic import Field
 
 from evolve.evaluation import EvalResult
-from evolve.tasks import TaskError
 
-
-def check_repeats(task: str, value: Any) -> None:
-    """``repeats`` is an int in [1, 15] (one line naming the task otherwise)."""
-    if type(value) is not int or not 1 <= value <= 15:
-        raise TaskError(f"task {task!r}: repeats must be an int in [1, 15] (got {value!r})")
+#: The type of a task's ``repeats`` option (``repeats: Repeats = 3`` in its ``Params``): an int in [1, 15].
+Repeats = Annotated[int, Field(ge=1, le=15)]
 
 
 def repeated(first_s: float, repeats: int, again: Callable[[int], float | EvalResult]) -> list[float] | EvalResult:

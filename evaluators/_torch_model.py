@@ -38,10 +38,8 @@ from torch import nn
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 from evaluators._ops import ALLOWED_OPS, PY_OPS
+from evaluators._phases import ARTEFACT_FILES, PROGRAM_FILE, TENSORS_FILE  # noqa: F401 (re-exported)
 
-PROGRAM_FILE = "program.json"
-TENSORS_FILE = "tensors.pt"
-ARTEFACT_FILES = (PROGRAM_FILE, TENSORS_FILE)
 GRAPH_FORMAT = "evolve-torch-graph/1"
 MAX_NODES = 20_000
 

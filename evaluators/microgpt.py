@@ -27,6 +27,7 @@ once (the baseline needs ~0.4 s a step). Delete the ``hidden_seed`` file there t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -40,10 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from evaluators._timing import check_repeats, median, repeated, timing_info
+from pydantic import Field, model_validator
+
+from evaluators._timing import Repeats, median, repeated, timing_info
 from evolve.evaluation import EvalResult
+from evolve.plugins import Params as PluginParams
 from evolve.sandbox import Job, Limits, Sandbox
-from evolve.tasks import Constraint, Objective, Task, TaskError
+from evolve.tasks import Constraint, Objective, Task
 
 NAMES = Path(__file__).resolve().parent / "data" / "names.txt"
 BASELINE = Path(__file__).resolve().parent.parent / "seeds" / "microgpt" / "baseline.py"
@@ -71,45 +75,37 @@ class MicroGPTTask(Task):
     objectives = (Objective("peak_memory_mib", "min", "MiB"), Objective("wall_s", "min", "s"))
     constraints = (Constraint("output_match", "==", 1.0),)
     isolation = "fresh"
-    default_options: dict[str, Any] = {
-        "steps": 50,  # training steps of the public and hidden runs
-        "full_steps": 200,  # training steps of the final hidden run; 0 skips it
-        "seed": 42,  # seed of the public run
-        "hidden_seed": None,  # None: a secret drawn once from os.urandom and kept in cache_dir
-        "hidden_names": 30000,  # size of the hidden subset of names
-        "memory_mb": 512,  # address-space limit of a run
-        "timeout_s": None,  # per run; None: 30 s + 2 s per step
-        "cache_dir": "~/.cache/evolve/microgpt",
-        "reference": None,  # trusted program defining the expected output; None: the baseline seed
+
+    class Params(PluginParams):
+        steps: int = Field(50, ge=1)  # training steps of the public and hidden runs
+        full_steps: int = Field(200, ge=0)  # training steps of the final hidden run; 0 skips it
+        seed: int = Field(42, ge=0)  # seed of the public run
+        hidden_seed: int | None = Field(None, ge=0)  # None: a secret drawn once from os.urandom, kept in cache_dir
+        hidden_names: int = Field(30000, ge=1)  # size of the hidden subset of names
+        memory_mb: int = Field(512, ge=64)  # address-space limit of a run
+        timeout_s: float | None = Field(None, gt=0)  # per run; None: 30 s + 2 s per step
+        cache_dir: str = "~/.cache/evolve/microgpt"
+        reference: str | None = None  # trusted program defining the expected output; None: the baseline seed
         # runs of the last stage timed for wall_s (their median; evaluators/_timing.py); 1 by default
         # because a run costs 10-80 s; each repeat's output must match too
-        "repeats": 1,
-    }
+        repeats: Repeats = 1
 
-    def validate_options(self) -> None:
+        @model_validator(mode="after")
+        def _consistent(self) -> "MicroGPTTask.Params":
+            if 0 < self.full_steps <= self.steps:
+                raise ValueError(f"full_steps must be 0 or more than steps ({self.steps})")
+            if not Path(self.reference or BASELINE).expanduser().is_file():
+                raise ValueError(f"reference program {self.reference or BASELINE} not found (set option reference)")
+            if self.hidden_names > len(_names()):
+                raise ValueError(f"hidden_names must be at most {len(_names())} (got {self.hidden_names})")
+            return self
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         o = self.options
-        _check_int("steps", o["steps"], 1)
-        _check_int("full_steps", o["full_steps"], 0)
-        _check_int("seed", o["seed"], 0)
-        _check_int("hidden_names", o["hidden_names"], 1)
-        _check_int("memory_mb", o["memory_mb"], 64)
-        if 0 < o["full_steps"] <= o["steps"]:
-            raise TaskError(f"task 'microgpt': full_steps must be 0 or more than steps ({o['steps']})")
-        check_repeats("microgpt", o["repeats"])
-        if o["hidden_seed"] is not None:
-            _check_int("hidden_seed", o["hidden_seed"], 0)
-        if o["timeout_s"] is not None and not (_is_number(o["timeout_s"]) and o["timeout_s"] > 0):
-            raise TaskError(f"task 'microgpt': timeout_s must be a positive number or null (got {o['timeout_s']!r})")
-        if not isinstance(o["cache_dir"], (str, os.PathLike)):
-            raise TaskError(f"task 'microgpt': cache_dir must be a path (got {o['cache_dir']!r})")
         self.reference = Path(o["reference"] or BASELINE).expanduser().resolve()
-        if not self.reference.is_file():
-            raise TaskError(f"task 'microgpt': reference program {self.reference} not found (set option reference)")
         self.cache = ReferenceCache(Path(o["cache_dir"]).expanduser())
-        names = [line.strip() for line in NAMES.read_text().splitlines() if line.strip()]
-        if o["hidden_names"] > len(names):
-            raise TaskError(f"task 'microgpt': hidden_names must be at most {len(names)} (got {o['hidden_names']})")
-        self._names = names
+        self._names = _names()
         self._hidden: tuple[int, Path] | None = None
         self._lock = threading.Lock()
 
@@ -334,13 +330,10 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise TaskError(f"task 'microgpt': {name} must be an integer >= {minimum} (got {value!r})")
+@functools.cache
+def _names() -> list[str]:
+    """The public names dataset, one name a line (read once per process)."""
+    return [line.strip() for line in NAMES.read_text().splitlines() if line.strip()]
 
 
 TASK = MicroGPTTask

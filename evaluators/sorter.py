@@ -43,90 +43,16 @@ and ``peak_rss_mib`` (build peak RSS above the zygote).
 
 from __future__ import annotations
 
-import itertools
-import time
 from pathlib import Path
-from typing import Any
 
-import torch
-from torch import nn
+from pydantic import Field
 
-from evaluators._graph_rules import inspect_program
-from evaluators._phases import (
-    CANDIDATE_FILE,
-    build_and_check,
-    import_candidate,
-    invalid,
-    refused,
-)
-from evaluators._timing import check_repeats, median, repeated, timing_info
-from evaluators._torch_model import (
-    ARTEFACT_FILES,
-    export_model,
-    generate,
-    load_program,
-    save_program,
-)
+from evaluators._phases import ARTEFACT_FILES, CANDIDATE_FILE, build_and_check
+from evaluators._timing import Repeats, median, repeated, timing_info
 from evolve.evaluation import EvalResult
+from evolve.plugins import Params as PluginParams
 from evolve.sandbox import Job, Limits, Sandbox
-from evolve.tasks import Constraint, Objective, Task, TaskError
-
-CHUNK_SIZE = 4096
-def cases(alphabet: int, length: int) -> torch.Tensor:
-    """Every string of ``length`` letters over ``alphabet`` letters, ``[alphabet ** length, length]``."""
-    return torch.tensor(list(itertools.product(range(alphabet), repeat=length)), dtype=torch.long).view(-1, length)
-
-
-def prompts(strings: torch.Tensor, alphabet: int) -> torch.Tensor:
-    """``x1 .. xn <sep>`` for each row of ``strings``."""
-    return torch.cat([strings, torch.full((strings.shape[0], 1), alphabet, dtype=torch.long)], dim=1)
-
-
-# --- sandboxed phases -------------------------------------------------------------------------------
-
-
-def build(program: str, alphabet: int, length: int, seed: int, out: str = ".") -> dict[str, Any]:
-    """Build phase (untrusted process): candidate file -> trained model -> artefact files in ``out``."""
-    torch.set_num_threads(1)
-    module = import_candidate(Path(program))
-    train_model = getattr(module, "train_model", None)
-    if not callable(train_model):
-        return invalid("the program defines no train_model(alphabet, length, seed) function")
-    model = train_model(alphabet, length, seed)  # positional: parameter names are the candidate's
-    if not isinstance(model, nn.Module):
-        return invalid(f"train_model() returned {type(model).__name__}, expected a torch.nn.Module")
-    example = prompts(cases(alphabet, length)[[1, -2, -1]], alphabet)  # three rows: the batch stays dynamic
-    save_program(export_model(model, example, 2 * length), Path(out))
-    return {"status": "ok"}
-
-
-def check(alphabet: int, length: int, directory: str = ".") -> dict[str, Any]:
-    """Check phase (trusted process): artefact -> metrics. Never imports candidate code."""
-    torch.set_num_threads(1)
-    strings = cases(alphabet, length)
-    try:
-        program = load_program(Path(directory))
-        probe = prompts(strings[[1, len(strings) // 2, -2]], alphabet)
-        structure, counts = inspect_program(program, probe, 2 * length)
-        start = time.perf_counter()
-        answers = generate(program, prompts(strings, alphabet), length, forbidden=(alphabet,), chunk_size=CHUNK_SIZE)
-        decode_s = time.perf_counter() - start
-    except Exception as exc:  # the graph's fault, whatever it is: refuse, with the reason
-        return refused(exc)
-    correct = int((answers == strings.sort(dim=1).values).all(dim=1).sum())  # expected only after decoding
-    metrics = {
-        "accuracy": correct / len(strings),
-        "correct": correct,
-        **structure,
-    }
-    info = {
-        "cases": len(strings),
-        "export": "dynamic" if program.graphs[0].seq_len is None else f"{len(program.graphs)} fixed lengths",
-        **counts,
-        "decode_s": round(decode_s, 4),
-    }
-    return {"status": "ok", "metrics": metrics, "info": info}
-
+from evolve.tasks import Constraint, Objective, Task
 
 # --- the task ---------------------------------------------------------------------------------------
 
@@ -137,39 +63,34 @@ class SorterTask(Task):
     objectives = (Objective("params", "min", "params"), Objective("train_s", "min", "s"))
     constraints = (Constraint("accuracy", "==", 1.0), Constraint("attention_ops", ">=", 1))
     isolation = "forkserver"
-    preload = ("torch", "evaluators.sorter")
+    preload = ("torch", "evaluators._sorter_phases")
     warmup = "evaluators._torch_model:warmup"
-    #: repeats: builds timed for ``train_s`` (their median; evaluators/_timing.py). The artefact of the
-    #: first build is the one checked; the others only time the same training.
-    default_options = {"alphabet": 3, "length": 3, "seed": 0, "build_timeout_s": 120.0, "check_timeout_s": 120.0,
-                       "repeats": 3}
 
-    def validate_options(self) -> None:
-        o = self.options
-        for key, lo, hi in (("alphabet", 2, 8), ("length", 2, 6), ("seed", 0, 2**63 - 1)):
-            if type(o[key]) is not int or not lo <= o[key] <= hi:
-                raise TaskError(f"sorter: {key} must be an int in [{lo}, {hi}], got {o[key]!r}")
-        for key in ("build_timeout_s", "check_timeout_s"):
-            if isinstance(o[key], bool) or not isinstance(o[key], (int, float)) or o[key] <= 0:
-                raise TaskError(f"sorter: {key} must be a positive number, got {o[key]!r}")
-        check_repeats("sorter", o["repeats"])
+    class Params(PluginParams):
+        alphabet: int = Field(3, ge=2, le=8)  # letters to sort
+        length: int = Field(3, ge=2, le=6)  # letters per string
+        seed: int = Field(0, ge=0, le=2**63 - 1)  # the build's training seed
+        build_timeout_s: float = Field(120.0, gt=0)
+        check_timeout_s: float = Field(120.0, gt=0)
+        #: builds timed for ``train_s`` (their median; evaluators/_timing.py). The artefact of the
+        #: first build is the one checked; the others only time the same training.
+        repeats: Repeats = 3
 
     def evaluate(self, program: Path, sandbox: Sandbox) -> EvalResult:
         o = self.options
         size = {"alphabet": o["alphabet"], "length": o["length"]}
+        build = Job.call("evaluators._sorter_phases:build", files={CANDIDATE_FILE: str(program)},
+                         program=CANDIDATE_FILE, seed=o["seed"], **size)
         outcome = build_and_check(
             sandbox,
-            Job.call("evaluators.sorter:build", files={CANDIDATE_FILE: str(program)},
-                     program=CANDIDATE_FILE, seed=o["seed"], **size),
-            lambda files: Job.call("evaluators.sorter:check", files=files, **size),
+            build,
+            lambda files: Job.call("evaluators._sorter_phases:check", files=files, **size),
             ARTEFACT_FILES,
             build_timeout_s=o["build_timeout_s"], check_timeout_s=o["check_timeout_s"],
         )
         if isinstance(outcome, EvalResult):
             return outcome
         built = outcome.built
-        build = Job.call("evaluators.sorter:build", files={CANDIDATE_FILE: str(program)},
-                         program=CANDIDATE_FILE, seed=o["seed"], **size)
         walls = repeated(built.wall_s, o["repeats"], lambda i: self._time_build(sandbox, build, i))
         if isinstance(walls, EvalResult):
             return walls

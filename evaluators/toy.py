@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from pydantic import Field
 
 from evolve.evaluation import EvalResult
 from evolve.sandbox import Job, Limits, Sandbox
-from evolve.tasks import Constraint, Objective, Task, TaskError
+from evolve.plugins import Params as PluginParams
+from evolve.tasks import Constraint, Objective, Task
 
 TARGET = (3.0, -1.5, 0.25, 8.0)
 
@@ -26,12 +27,9 @@ class ToyTask(Task):
     objectives = (Objective("error", "min"), Objective("chars", "min", "chars"))
     constraints = (Constraint("error", "<=", 0.5),)
     isolation = "fresh"
-    default_options: dict[str, Any] = {"timeout_s": 10.0}
 
-    def validate_options(self) -> None:
-        t = self.options["timeout_s"]
-        if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
-            raise TaskError(f"task 'toy': timeout_s must be a positive number (got {t!r})")
+    class Params(PluginParams):
+        timeout_s: float = Field(10.0, gt=0)  # wall-clock limit of one run of the candidate
 
     def evaluate(self, program: Path, sandbox: Sandbox) -> EvalResult:
         limits = Limits(timeout_s=float(self.options["timeout_s"]), memory_mb=1024)

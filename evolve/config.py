@@ -357,7 +357,7 @@ def _check_semantics(cfg: RunConfig, source: str) -> None:
     for i, seed in enumerate(cfg.seeds):
         if not seed.is_file():
             raise ConfigError(f"{source}: seeds.{i}: no such seed file {str(seed)!r}")
-    for key, check in (("task", lambda: build_task(cfg)), ("target", cfg.target_constraints)):
+    for key, check in (("task", lambda: check_task(cfg)), ("target", cfg.target_constraints)):
         try:
             check()
         except UserError as exc:
@@ -388,13 +388,22 @@ def _check_plugins(cfg: RunConfig, source: str) -> None:
 def build_task(cfg: RunConfig, hidden_seed: int | None = None) -> Task:
     """The run's task: its options, the config's objectives/constraints, and (for a task that has
     one) the run's hidden seed unless the config fixes it. The one way a task is built from a config;
-    config validation calls it too (building is how a task checks its options: no side effects)."""
+    config validation checks the same inputs without building it (:func:`check_task`)."""
     cls = task_class(cfg.task.name)
     options = dict(cfg.task.options)
-    if "hidden_seed" in cls.default_options and options.get("hidden_seed") is None and hidden_seed is not None:
+    if cls.Params is not None and "hidden_seed" in cls.Params.model_fields and options.get("hidden_seed") is None and hidden_seed is not None:
         options["hidden_seed"] = hidden_seed
     return cls(objectives=resolve_objectives(cfg, cls.objectives),
                constraints=resolve_constraints(cfg, cls.constraints), **options)
+
+
+def check_task(cfg: RunConfig) -> None:
+    """Raise a :class:`~evolve.errors.UserError` for an unknown task, a bad option, objective or
+    constraint, without building the task (a task is built once, by the run)."""
+    cls = task_class(cfg.task.name)
+    cls.parse_options(dict(cfg.task.options))
+    resolve_objectives(cfg, cls.objectives)
+    resolve_constraints(cfg, cls.constraints)
 
 
 def resolve_objectives(cfg: RunConfig, task_objectives: tuple[Objective, ...]) -> tuple[Objective, ...]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from evolve.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from evolve.plugins import Params as PluginParams
     from evolve.evaluation import EvalResult
     from evolve.sandbox import Sandbox
 
@@ -99,8 +100,10 @@ def _isnan(v: float) -> bool:
 class Task:
     """Base class of every task. Subclasses set the class attributes and implement :meth:`evaluate`.
 
-    Options (e.g. the sorter's alphabet size) arrive as keyword arguments; an unknown or invalid
-    option raises :class:`TaskError` with a one-line message. A run may replace the declared
+    Options (e.g. the sorter's alphabet size) are declared as a :class:`~evolve.plugins.Params`
+    model in ``Params`` (type, default, bounds) and arrive as keyword arguments; an unknown or
+    invalid option raises :class:`TaskError` with a one-line message, checked by :meth:`parse_options`
+    without building the task. A run may replace the declared
     objectives and constraints (the config's ``task.objectives``/``constraints``): they are
     constructor arguments, fixed once the task is built.
     """
@@ -115,8 +118,9 @@ class Task:
     preload: ClassVar[tuple[str, ...]] = ()
     #: Optional trusted ``"module:function"`` the zygote calls once after preloading (cache warm-up).
     warmup: ClassVar[str | None] = None
-    #: Default options; the constructor accepts exactly these keys.
-    default_options: ClassVar[dict[str, Any]] = {}
+    #: The task's options: a typed model (a :class:`~evolve.plugins.Params` subclass) whose fields are
+    #: the only keys the constructor accepts; None: the task takes no options.
+    Params: ClassVar[type[PluginParams] | None] = None
 
     def __init__(self, *, objectives: tuple[Objective, ...] | None = None,
                  constraints: tuple[Constraint, ...] | None = None, **options: Any) -> None:
@@ -124,15 +128,17 @@ class Task:
             self.objectives = objectives
         if constraints is not None:
             self.constraints = constraints
-        unknown = sorted(set(options) - set(self.default_options))
-        if unknown:
-            known = ", ".join(sorted(self.default_options)) or "none"
-            raise TaskError(f"task {self.name!r}: unknown option {unknown[0]!r} (known: {known})")
-        self.options: dict[str, Any] = {**self.default_options, **options}
-        self.validate_options()
+        self.params = self.parse_options(options)
+        #: The parsed options as a plain mapping (what the task's phases receive as keyword arguments).
+        self.options: dict[str, Any] = self.params.model_dump()
 
-    def validate_options(self) -> None:
-        """Raise :class:`TaskError` for a bad option value. Override when options need checks."""
+    @classmethod
+    def parse_options(cls, options: dict[str, Any]) -> PluginParams:
+        """The options validated into ``Params``; config validation calls this without building the task.
+        (pydantic is imported here, not at the top: ``Objective`` and ``Constraint`` stay light.)"""
+        from evolve.plugins import Params, parse_params
+
+        return parse_params(cls.Params or Params, options, f"task {cls.name!r}", TaskError)
 
     def evaluate(self, program: Path, sandbox: "Sandbox") -> "EvalResult":
         """Evaluate one candidate program; candidate code only ever runs inside ``sandbox``."""

@@ -70,7 +70,7 @@ BAD = [
     ("run.seed", "abc", "run.seed:"),
     ("task.name", "nosuchtask", "task: unknown task 'nosuchtask'"),
     ("task.options", {"bogus": 1}, "task: task 'toy': unknown option 'bogus'"),
-    ("task.options", {"timeout_s": -1}, "timeout_s must be a positive number"),
+    ("task.options", {"timeout_s": -1}, "task: task 'toy': timeout_s: must be > 0.0 (got -1)"),
     ("task.objectives", ["nope"], "'nope' is not an objective of task 'toy'"),
     ("task.constraints", ["error >> 3"], "cannot parse constraint 'error >> 3'"),
     ("seeds", [], "seeds:"),

@@ -13,17 +13,24 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("openai", "git", "torch", "matplotlib", "rich", "pydantic", "yaml")
 
 
-def loaded_after(code: str) -> set[str]:
+def loaded_and_printed(code: str) -> tuple[set[str], str]:
+    """The heavy modules ``code`` loaded in a fresh interpreter, and the last line it printed."""
     probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True,
                          cwd=ROOT, timeout=300)
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+    lines = out.stdout.strip().splitlines()
+    return set(json.loads(lines[-1])), lines[-2] if len(lines) > 1 else ""
+
+
+def loaded_after(code: str) -> set[str]:
+    return loaded_and_printed(code)[0]
 
 
 @pytest.mark.parametrize("code, allowed", [
@@ -38,7 +45,26 @@ def test_light_faces(code: str, allowed: set[str]) -> None:
     assert loaded_after(code) <= allowed
 
 
-def test_evolve_tasks_loads_no_llm_no_git_no_plots() -> None:
+def test_evolve_tasks_loads_no_torch_no_llm_no_git_no_plots() -> None:
+    """The task modules describe themselves without torch (it is imported only by their sandbox phases)."""
     loaded = loaded_after("from evolve.cli import main\nmain(['tasks'])")
-    # torch: the adder and sorter evaluator modules import it at their top (see the issue-15 note).
-    assert not loaded & {"openai", "git", "matplotlib"}, loaded
+    assert not loaded & {"torch", "openai", "git", "matplotlib"}, loaded
+
+
+@pytest.mark.parametrize("options, outcome", [
+    ({"hidden_cases": 0}, "task: task 'adder': hidden_cases: must be >= 1 (got 0)"),
+    ({"hidden_cases": 5}, "ok"),
+])
+def test_config_check_of_a_torch_task_loads_no_torch_no_llm_no_git(tmp_path: Path, options: dict[str, int],
+                                                                    outcome: str) -> None:
+    """A config error (and a good config's check) answers without importing what only a run needs."""
+    data = yaml.safe_load((ROOT / "configs" / "adder-repair.yaml").read_text())
+    data["task"]["options"] = options
+    data["seeds"] = [str((ROOT / "configs" / s).resolve()) for s in data["seeds"]]  # relative to configs/
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    code = ("from evolve.config import load_config\nfrom evolve.errors import UserError\n"
+            f"try:\n    load_config({str(config)!r}); print('ok')\nexcept UserError as e:\n    print(e)")
+    loaded, printed = loaded_and_printed(code)
+    assert printed.endswith(outcome), printed
+    assert not loaded & {"torch", "openai", "git"}, loaded

@@ -49,13 +49,16 @@ def test_meta_round_trips_and_is_readable_without_the_task(archive):
 
 
 def test_meta_for_task_copies_what_the_task_declares():
+    from evolve.plugins import Params as PluginParams
     from evolve.tasks import Task
 
     class Toy(Task):
         name = "toy"
         objectives = META.objectives
         constraints = META.constraints
-        default_options = {"digits": 10}
+
+        class Params(PluginParams):
+            digits: int = 10
 
     meta = RunMeta.for_task("r1", Toy(digits=3), program_file="model.py", config={"seed": 1})
     assert (meta.run, meta.task, meta.task_options) == ("r1", "toy", {"digits": 3})

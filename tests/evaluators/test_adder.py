@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluators.adder import (
+from evaluators._adder_phases import (
     FormatError,
     parse_format,
     random_cases,

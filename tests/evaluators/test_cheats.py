@@ -22,7 +22,7 @@ SEEDS = Path(__file__).resolve().parents[2] / "seeds" / "adder"
 @pytest.fixture(scope="module")
 def sandbox():
     task = get_task("adder")
-    with Sandbox(mode=task.isolation, preload=("torch", "evaluators.adder", "evaluators.sorter"), warmup=task.warmup) as box:
+    with Sandbox(mode=task.isolation, preload=("torch", "evaluators._adder_phases", "evaluators._sorter_phases"), warmup=task.warmup) as box:
         yield box
 
 

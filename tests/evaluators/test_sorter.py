@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluators.sorter import cases, prompts
+from evaluators._sorter_phases import cases, prompts
 from evolve.evaluation import EvalResult, evaluate
 from evolve.sandbox import Sandbox
 from evolve.tasks import TaskError, get_task

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-import evaluators.adder as adder
+import evaluators._adder_phases as adder
 
 FORMAT = {
     "kind": "digits", "base": 10, "width": 10, "operand_order": "msb", "prefix": [], "plus": [0],

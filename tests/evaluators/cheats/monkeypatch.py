@@ -7,7 +7,7 @@ from torch import nn
 
 import evaluators._graph_rules as rules
 import evaluators._torch_model as tm
-import evaluators.adder as adder
+import evaluators._adder_phases as adder
 
 FORMAT = {
     "kind": "digits", "base": 10, "width": 10, "operand_order": "msb", "prefix": [], "plus": [0],
