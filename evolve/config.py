@@ -51,12 +51,28 @@ class ObjectiveSpec(_Strict):
 
 
 class TaskSection(_Strict):
-    name: str
+    #: A task of the ``evaluators`` package (``evolve tasks`` lists them) ...
+    name: str | None = None
+    #: ... or a task file (relative to the config file's folder): exactly one of the two.
+    file: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     #: Override the task's objectives: names of task objectives, or full specs.
     objectives: list[str | ObjectiveSpec] | None = None
     #: Override the task's constraints, e.g. ["accuracy >= 0.99"].
     constraints: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_task(self) -> "TaskSection":
+        if (self.name is None) == (self.file is None):
+            raise ValueError("give exactly one of name (a built-in task) and file (a task file)")
+        if self.file is not None and not self.file.endswith(".py"):
+            raise ValueError(f"file: a task file ends in .py (got {self.file!r})")
+        return self
+
+    @property
+    def ref(self) -> str:
+        """What :func:`evolve.tasks.task_class` takes: the task's name or its file."""
+        return self.file if self.file is not None else str(self.name)
 
 
 def _registered(name: str, names: dict[str, str], what: str) -> str:
@@ -297,18 +313,31 @@ def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
     return data
 
 
+def _resolve_paths(data: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """Relative seed paths and ``task.file`` resolved against ``base_dir`` (the config file's folder):
+    a config is portable with its seeds and its task, wherever ``evolve`` is started."""
+    if base_dir is None:
+        return data
+    if isinstance(data.get("seeds"), list):
+        data["seeds"] = [str(base_dir / s) if isinstance(s, str) and not Path(s).is_absolute() else s
+                         for s in data["seeds"]]
+    task = data.get("task")
+    if isinstance(task, dict) and isinstance(task.get("file"), str):
+        path = Path(task["file"]).expanduser()
+        data["task"] = {**task, "file": str(path if path.is_absolute() else base_dir / path)}
+    return data
+
+
 def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None,
                  overrides: Sequence[str] = ()) -> RunConfig:
     """Validate a mapping (already parsed YAML) into a :class:`RunConfig`, or raise ConfigError.
-    Relative seed paths are resolved against ``base_dir`` (the config file's folder) when given."""
+    Relative seed paths and ``task.file`` are resolved against ``base_dir`` (the config file's
+    folder) when given."""
     if not isinstance(data, dict) and not overrides:
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
     if isinstance(data, dict) and "variants" in data and "base" in data:
         raise ConfigError(f"{source}: this is a comparison config (base, variants): run it with `evolve compare {source}`")
-    data = _expand_env(apply_overrides(data, overrides), source)
-    if base_dir is not None and isinstance(data.get("seeds"), list):
-        data["seeds"] = [str(base_dir / s) if isinstance(s, str) and not Path(s).is_absolute() else s
-                         for s in data["seeds"]]
+    data = _resolve_paths(_expand_env(apply_overrides(data, overrides), source), base_dir)
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -389,7 +418,7 @@ def build_task(cfg: RunConfig, hidden_seed: int | None = None) -> Task:
     """The run's task: its options, the config's objectives/constraints, and (for a task that has
     one) the run's hidden seed unless the config fixes it. The one way a task is built from a config;
     config validation checks the same inputs without building it (:func:`check_task`)."""
-    cls = task_class(cfg.task.name)
+    cls = task_class(cfg.task.ref)
     options = dict(cfg.task.options)
     if cls.Params is not None and "hidden_seed" in cls.Params.model_fields and options.get("hidden_seed") is None and hidden_seed is not None:
         options["hidden_seed"] = hidden_seed
@@ -400,7 +429,7 @@ def build_task(cfg: RunConfig, hidden_seed: int | None = None) -> Task:
 def check_task(cfg: RunConfig) -> None:
     """Raise a :class:`~evolve.errors.UserError` for an unknown task, a bad option, objective or
     constraint, without building the task (a task is built once, by the run)."""
-    cls = task_class(cfg.task.name)
+    cls = task_class(cfg.task.ref)
     cls.parse_options(dict(cfg.task.options))
     resolve_objectives(cfg, cls.objectives)
     resolve_constraints(cfg, cls.constraints)
@@ -415,7 +444,7 @@ def resolve_objectives(cfg: RunConfig, task_objectives: tuple[Objective, ...]) -
     for item in cfg.task.objectives:
         if isinstance(item, str):
             if item not in known:
-                raise TaskError(f"objectives: {item!r} is not an objective of task {cfg.task.name!r} "
+                raise TaskError(f"objectives: {item!r} is not an objective of task {cfg.task.ref!r} "
                                 f"(known: {', '.join(known)}); give {{name, goal}} to use another metric")
             out.append(known[item])
         else:

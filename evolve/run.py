@@ -164,10 +164,10 @@ class EvolutionRun:
                                     config=self.config.to_yaml_dict())
             return Archive.create(self.archive_dir, meta)
         archive = Archive.open(self.archive_dir)
-        if archive.meta.task != self.config.task.name:
+        if archive.meta.task != self.task.name:
             archive.close()
             raise RunError(f"run {self.config.run.name!r} was started for task {archive.meta.task!r}, "
-                           f"not {self.config.task.name!r}")
+                           f"not {self.task.name!r}")
         return archive
 
     def _restore(self) -> None:

@@ -8,9 +8,12 @@ strategy, mutator or archive code: data flows from the task outwards, never back
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
 import pkgutil
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -168,7 +171,10 @@ class TaskInfo:
 
 
 def task_class(name: str) -> type[Task]:
-    """The Task subclass registered as ``name`` (imports its evaluator module)."""
+    """The Task subclass registered as ``name`` (imports its evaluator module), or defined in the
+    task file ``name`` when it ends in ``.py`` (see :func:`load_task_file`)."""
+    if name.endswith(".py"):
+        return load_task_file(Path(name))
     if not name or not name.replace("_", "").isalnum():
         raise TaskError(f"unknown task {name!r} (known: {', '.join(task_names())})")
     try:
@@ -180,6 +186,38 @@ def task_class(name: str) -> type[Task]:
     cls = getattr(module, "TASK", None)
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise TaskError(f"evaluators/{name}.py does not define TASK = <a Task subclass>")
+    return cls
+
+
+def load_task_file(path: Path) -> type[Task]:
+    """The ``TASK`` of a task file outside the ``evaluators`` package (``task: {file: ...}``).
+
+    The file is trusted like a built-in task: it is imported in this (the parent) process, once per
+    path. Its ``evaluate`` runs candidates only through the sandbox it is given; a sandbox job
+    ``Job.call`` can name only modules of the project packages, so a file task runs its candidate as
+    a script (``Job.script``) and judges the output here, as ``evaluators/toy.py`` does.
+    """
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise TaskError(f"task file {str(path)!r}: no such file")
+    module_name = "evolve_task_file_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    module = sys.modules.get(module_name)
+    if module is None:
+        try:
+            code = compile(path.read_bytes(), str(path), "exec")
+        except SyntaxError as exc:
+            raise TaskError(f"task file {str(path)!r}: line {exc.lineno}: syntax error: {exc.msg}") from None
+        module = types.ModuleType(module_name)
+        module.__file__ = str(path)
+        sys.modules[module_name] = module
+        try:
+            exec(code, module.__dict__)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+    cls = getattr(module, "TASK", None)
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise TaskError(f"task file {str(path)!r} does not define TASK = <a Task subclass>")
     return cls
 
 

@@ -213,7 +213,7 @@ def spends_tokens(cfg: RunConfig) -> bool:
 
 def _objectives(cfg: RunConfig, source: str) -> tuple[Objective, ...]:
     try:
-        return resolve_objectives(cfg, task_class(cfg.task.name).objectives)
+        return resolve_objectives(cfg, task_class(cfg.task.ref).objectives)
     except TaskError as exc:  # pragma: no cover - parse_config has already checked this task
         raise ConfigError(f"{source}: base.task: {exc}") from None
 
