@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tasks", help="list the available tasks")
     t.set_defaults(func=cmd_tasks)
 
+    n = sub.add_parser("new-task", help="write a working task skeleton (task file, seed, config, test)")
+    n.add_argument("name")
+    n.add_argument("-o", "--output", type=Path, default=None, help="folder to write (default: ./NAME)")
+    n.set_defaults(func=cmd_new_task)
+
     s = sub.add_parser("show", help="show a run's Pareto front, or one candidate")
     s.add_argument("run", help="run name (under runs/) or run directory")
     s.add_argument("id", nargs="?", help="candidate id or commit sha prefix")
@@ -166,6 +171,16 @@ def _did_you_mean(word: str, known: list[str]) -> str:
 
 
 # --- commands -------------------------------------------------------------------------------------
+def cmd_new_task(args: argparse.Namespace) -> int:
+    from evolve.new_task import write_skeleton
+
+    out = args.output or Path(args.name)
+    for path in write_skeleton(args.name, out):
+        print(path)
+    print(f"next: cd {out} && evolve eval {args.name}.py seed.py && evolve run config.yaml")
+    return EXIT_OK
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from evolve.tasks import describe_tasks
 
