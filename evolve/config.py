@@ -2,8 +2,9 @@
 
 Every error is one line naming the file, the key path and the reason, e.g.
 ``configs/x.yaml: budget.max_evaluations: must be >= 1 (got 0)``; an unknown key names the closest
-known one. Loading writes nothing. Seed paths are resolved against the config file's folder (the
-config and its seeds travel together, so ``evolve run /abs/configs/x.yaml`` works from anywhere);
+known one. Loading writes nothing. Seed paths and ``task.file`` are resolved against the config
+file's folder (the config, its seeds and its task travel together, so ``evolve run
+/abs/configs/x.yaml`` works from anywhere);
 ``run.output_dir`` is resolved against the current directory (runs land where the user works).
 Command-line overrides (``--set key.path=value``) are merged into the parsed YAML before validation,
 so they get exactly the file's checks and messages; the effective config is what a run saves.

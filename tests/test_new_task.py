@@ -13,6 +13,7 @@ import yaml
 
 from evolve.archive import Archive
 from evolve.cli import main
+from evolve.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,13 +32,28 @@ def test_the_skeleton_evaluates_evolves_and_passes_its_tests(tmp_path: Path, mon
     config = yaml.safe_load((out / "config.yaml").read_text())
     config["budget"]["max_evaluations"] = 6
     (out / "config.yaml").write_text(yaml.safe_dump(config))
-    assert main(["run", "config.yaml"]) == 0
-    with Archive.open(out / "runs" / "demo" / "archive") as archive:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # seed and task file are found from the config's folder, not the cwd
+    assert main(["run", str(out / "config.yaml")]) == 0
+    with Archive.open(elsewhere / "runs" / "demo" / "archive") as archive:
         assert archive.meta.task == "demo" and len(archive) == 6
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_demo.py"],
                           cwd=out, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_the_skeleton_config_names_its_seed_and_task_relative_to_its_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "demo"
+    assert main(["new-task", "demo", "-o", str(out)]) == 0
+    monkeypatch.chdir(tmp_path)  # not the skeleton's folder
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["seeds"] == ["seed.py"] and config["task"]["file"] == "demo.py"  # relative, as written
+    cfg = load_config(out / "config.yaml")
+    home = out.resolve()
+    assert cfg.seeds == [home / "seed.py"] and cfg.task.file == str(home / "demo.py")
 
 
 @pytest.mark.parametrize("name, fragment", [("My-Task", "lower-case letters"), ("toy", "already exists")])

@@ -89,6 +89,9 @@ def test_config_task_file_is_relative_to_the_config_folder(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)  # not the config's folder
     cfg = load_config(config)
     assert cfg.task.file == str(tmp_path / "cfg" / "tasks" / "half.py")
+    task_file(tmp_path / "cfg")
+    moved = load_config(config, overrides=["task.file=half.py"])  # a --set path: the same rule
+    assert moved.task.file == str(tmp_path / "cfg" / "half.py") and Path(moved.task.file).is_file()
 
 
 @pytest.mark.parametrize("task, fragment", [
