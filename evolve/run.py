@@ -42,12 +42,14 @@ from evolve.candidate import Candidate
 from evolve.config import RunConfig, build_task
 from evolve.config_changes import compare_configs
 from evolve.errors import UserError
-from evolve.evaluation import EvalResult, evaluate
+from evolve.evaluation import EvalResult
 from evolve.llm.faults import LLMCancelled, LLMRunFailure, LLMUnreachable, RetriesExhausted
 from evolve.mutators import Mutation, MutationContext, Mutator, make_mutator
 from evolve.runlog import FILE_NAME as RUN_LOG, RunLog
 from evolve.stopping import install_ctrl_c, parallel, restore_ctrl_c
-from evolve.sandbox import Limits, Sandbox
+from evolve.parallel import Evaluator
+from evolve.parallel.local import LocalEvaluator
+from evolve.sandbox import Limits
 from evolve.strategies import Proposal, Strategy, make_strategy
 from evolve.tasks import Constraint, Objective
 
@@ -134,7 +136,7 @@ class EvolutionRun:
         self.known: dict[int, Candidate] = {}
         self.history: deque[str] = deque(maxlen=HISTORY)
         self.target_hit: int | None = None
-        self._sandbox: Sandbox | None = None  # set while executing
+        self._evaluator: Evaluator | None = None  # set while executing
         self._started, self._base_wall = time.monotonic(), 0.0
         self.archive = self._open_archive()
 
@@ -208,8 +210,7 @@ class EvolutionRun:
             limits = limits.with_(disk_mb=self.config.sandbox.disk_mb)
         self.scratch.mkdir(parents=True, exist_ok=True)
         self._started = time.monotonic()
-        self._sandbox = Sandbox(mode=self.task.isolation, preload=self.task.preload, warmup=self.task.warmup,
-                                limits=limits)
+        self._evaluator = self._make_evaluator(limits)
         interrupted, failure = False, None
         previous = install_ctrl_c()
         try:
@@ -237,7 +238,8 @@ class EvolutionRun:
             failure = str(exc)
             reason = f"LLM failure: {exc} (resume with --resume once it is fixed)"
         finally:
-            self._sandbox.close()
+            if self._evaluator is not None:
+                self._evaluator.close()
             self.archive.close()
             if self.llm is not None:
                 self.llm.close()
@@ -278,15 +280,13 @@ class EvolutionRun:
         except Exception as exc:  # a mutator failure rejects this child only
             return Mutation(source=None, mutator=mutator.name, error=f"{type(exc).__name__}: {exc}", kind="mutator error")
 
+    def _make_evaluator(self, limits: Limits) -> Evaluator:
+        return LocalEvaluator(self.task, self.scratch, slots=self.config.parallel.evaluations, limits=limits,
+                              program_name=PROGRAM_NAME)
+
     def _evaluate_all(self, sources: list[str]) -> list[EvalResult]:
-        assert self._sandbox is not None, "evaluations happen inside execute()"
-        sandbox, paths = self._sandbox, []
-        for i, source in enumerate(sources):
-            path = self.scratch / f"slot{i}" / PROGRAM_NAME
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(source, encoding="utf-8")
-            paths.append(path)
-        return parallel(lambda p: evaluate(self.task, p, sandbox), paths, self.config.parallel.evaluations)
+        assert self._evaluator is not None, "evaluations happen inside execute()"
+        return self._evaluator.evaluate_all(sources)
 
     def _file(self, records: list[Candidate]) -> None:
         """Archive a batch together with the state that produced it (one atomic archive write)."""
