@@ -3,16 +3,14 @@ the least-violating candidate while nothing is feasible, ``-v`` lines, resumed c
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from evolve.testing.terminal import run_in_pty
+
 ROOT = Path(__file__).resolve().parents[2]
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 CONFIG = str(ROOT / "configs/toy-islands.yaml")
 #: The toy never reaches this error in a few evaluations: nothing is feasible.
 IMPOSSIBLE = ["--set", "task.constraints=[error <= 0.0001]"]
@@ -21,24 +19,7 @@ BAR = re.compile(r"^p .*\d+/\d+ ")
 
 def in_pty(argv: list[str], cwd: Path, columns: int = 80) -> list[str]:
     """Every screen line ``evolve ARGV`` draws (each re-draw of the bar is its own line)."""
-    controller, terminal = os.openpty()
-    env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm-256color",
-           "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "evolve.cli", *argv], stdout=terminal, stderr=terminal,
-                            stdin=subprocess.DEVNULL, env=env, cwd=cwd, close_fds=True)
-    os.close(terminal)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(controller)
-    assert proc.wait(timeout=300) == 0
-    lines = re.split(r"[\r\n]", ANSI.sub("", b"".join(chunks).decode()))
+    lines = re.split(r"[\r\n]", run_in_pty(argv, columns=columns, cwd=cwd))
     return [line.rstrip() for line in lines if line.strip()]
 
 

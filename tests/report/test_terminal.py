@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +10,13 @@ import pytest
 from evolve.archive import Archive, Candidate, RunMeta
 from evolve.evaluation import EvalResult
 from evolve.tasks import Constraint, Objective
+from evolve.testing.terminal import run_in_pty
 
-ROOT = Path(__file__).resolve().parents[2]
 CONSTRAINTS = (Constraint("accuracy", ">=", 0.99), Constraint("hidden_accuracy", ">=", 0.99),
                Constraint("attention_ops", ">=", 1))
 META = RunMeta(run="pty", task="adder", constraints=CONSTRAINTS,
                objectives=(Objective("params_unique", "min", "params"),
                            Objective("params_nonzero", "min", "params")))
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
 @pytest.fixture(scope="module")
@@ -42,24 +38,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 def in_pty(argv: list[str], columns: int) -> list[str]:
     """Run ``evolve ARGV`` with its stdout on a pseudo-terminal; the screen's lines, colours removed."""
-    controller, terminal = os.openpty()
-    env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm-256color",
-           "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "evolve.cli", *argv], stdout=terminal,
-                            stderr=terminal, stdin=subprocess.DEVNULL, env=env, close_fds=True)
-    os.close(terminal)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(controller)
-    assert proc.wait(timeout=120) == 0
-    return ANSI.sub("", b"".join(chunks).decode()).replace("\r", "").splitlines()
+    return run_in_pty(argv, columns=columns, timeout=120).replace("\r", "").splitlines()
 
 
 @pytest.mark.parametrize("columns", [80, 100])
