@@ -6,6 +6,7 @@ lists which heavy modules got loaded.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -68,3 +69,65 @@ def test_config_check_of_a_torch_task_loads_no_torch_no_llm_no_git(tmp_path: Pat
     loaded, printed = loaded_and_printed(code)
     assert printed.endswith(outcome), printed
     assert not loaded & {"torch", "openai", "git"}, loaded
+
+
+# --- layering: who may import whom, read from the source (lazy imports inside functions count) ----
+EVOLVE = ROOT / "evolve"
+
+#: (importer, imported): data never depends on its presentation. ``compare/`` computes, ``report/``
+#: draws; the number formats both need live in the leaf ``evolve/numbers.py``.
+FORBIDDEN = [
+    ("evolve.compare", "evolve.report"),
+    ("evolve.archive", "evolve.report"),
+    ("evolve.archive", "evolve.compare"),
+    ("evolve.archive", "evolve.run"),
+]
+#: Leaves: they import nothing of evolve, so anything may use them without dragging a package in.
+LEAVES = ("evolve.pareto", "evolve.numbers", "evolve.errors")
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def evolve_imports(path: Path, root: Path = ROOT) -> set[str]:
+    """Every ``evolve...`` module ``path`` names in an import statement, relative ones resolved."""
+    name = module_name(path, root).split(".")
+    package = name if path.name == "__init__.py" else name[:-1]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[:len(package) - node.level + 1] if node.level else [])
+            module = ".".join(p for p in (base, node.module or "") if p)
+            found |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+    return {m for m in found if m == "evolve" or m.startswith("evolve.")}
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_layering_rules_hold() -> None:
+    broken = [f"{module_name(path)} imports {imported}"
+              for path in sorted(EVOLVE.rglob("*.py"))
+              for importer, forbidden in FORBIDDEN if within(module_name(path), importer)
+              for imported in sorted(evolve_imports(path)) if within(imported, forbidden)]
+    assert broken == []
+
+
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_a_leaf_imports_nothing_of_evolve(leaf: str) -> None:
+    path = ROOT / (leaf.replace(".", "/") + ".py")
+    assert evolve_imports(path) == set()
+
+
+def test_the_layering_check_sees_lazy_and_relative_imports(tmp_path: Path) -> None:
+    """The rule above would pass vacuously if the parser missed an import form: it must not."""
+    probe = tmp_path / "evolve" / "compare" / "probe.py"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("def f():\n    from evolve.report.show import x\nfrom ..report import html\n"
+                     "import evolve.report.plots\n")
+    assert evolve_imports(probe, tmp_path) >= {"evolve.report.show", "evolve.report.html", "evolve.report.plots"}

@@ -2,7 +2,8 @@
 
 ``config`` reads COMPARE.yaml into run configs, ``matrix`` runs the cells resumably, ``comparison``
 says which runs form which groups, ``stats`` computes the numbers, ``table`` prints them and
-``progress`` shows the matrix running. Plots and HTML live in :mod:`evolve.report`.
+``progress`` shows the matrix running. Plots and HTML live in :mod:`evolve.report`, which may import
+this package, never the reverse (number formats come from the leaf :mod:`evolve.numbers`).
 """
 
 from evolve.compare.comparison import CompareError, Comparison, Group, is_comparison

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evolve.compare.stats import ALPHA, BUDGET_LABELS, ComparisonStats, Spread
-from evolve.report.show import fmt
+from evolve.numbers import format_metric
 
 SIGNIFICANT = 4
 
@@ -24,7 +24,7 @@ def num(value: float | None) -> str:
     if value is None:
         return "-"
     if float(value).is_integer() or abs(value) >= 10 ** SIGNIFICANT:
-        return fmt(round(value)) if abs(value) < 1e15 else f"{value:.{SIGNIFICANT}g}"
+        return format_metric(round(value)) if abs(value) < 1e15 else f"{value:.{SIGNIFICANT}g}"
     return f"{value:.{SIGNIFICANT}g}"
 
 
@@ -60,7 +60,7 @@ def _header(stats: ComparisonStats, key: str, label: str) -> str:
 def describe(stats: ComparisonStats) -> list[str]:
     """The lines a reader needs to interpret the table: budget, reference point, target, test."""
     c = stats.comparison
-    budget = f"{fmt(c.budget)} {BUDGET_LABELS[c.budget_kind]}" if c.budget is not None \
+    budget = f"{format_metric(c.budget)} {BUDGET_LABELS[c.budget_kind]}" if c.budget is not None \
         else f"not equal across runs (plotted against {BUDGET_LABELS[c.budget_kind]})"
     lines = [f"task {stats.task}; budget per run: {budget}; "
              f"{len(stats.runs)} runs in {len(stats.groups)} groups"]
@@ -68,7 +68,7 @@ def describe(stats: ComparisonStats) -> list[str]:
     if reference is None:
         lines.append("hypervolume: undefined (no run has a feasible candidate)")
     else:
-        point = ", ".join(f"{k}={fmt(v)}" for k, v in reference.items())
+        point = ", ".join(f"{k}={format_metric(v)}" for k, v in reference.items())
         how = ("derived from these runs: worst feasible value + 10% of the range; "
                "comparable only within this comparison") if stats.reference_derived else "from the config"
         lines.append(f"hypervolume reference point: {point} ({how})")

@@ -11,7 +11,7 @@ import math
 from typing import Iterable
 
 from evolve.candidate import Candidate
-from evolve.report.numbers import format_metric
+from evolve.numbers import format_metric
 from evolve.tasks import Constraint
 
 

@@ -26,9 +26,10 @@ from evolve.archive import Archive, Candidate, RunMeta, Summary
 from evolve.compare.comparison import Comparison
 from evolve.compare.stats import BUDGET_LABELS, ComparisonStats, RunStats, compute
 from evolve.compare.table import describe, num, table_cells
+from evolve.numbers import duration, format_metric
 from evolve.report.lineage import LineageUnavailable, lineage_svg
 from evolve.report.plots import comparison_figures, run_figures
-from evolve.report.show import duration, fmt, spend_text
+from evolve.report.show import spend_text
 
 MAX_PROGRAMS = 500
 _FORMATTER = HtmlFormatter(cssclass="hl", linenos="inline", wrapcode=True)
@@ -120,13 +121,13 @@ def _run_summary(meta: RunMeta, summary: Summary, stats: ComparisonStats, run: R
             ("front", _e(f"{summary.front_size} candidates"))]
     for o in meta.objectives:
         best = summary.best.get(o.name)
-        shown = f'{_e(fmt(best["value"], o.name, o.unit))} (<a href="#cand-{int(best["id"])}">#{int(best["id"])}</a>)' \
+        shown = f'{_e(format_metric(best["value"], o.name, o.unit))} (<a href="#cand-{int(best["id"])}">#{int(best["id"])}</a>)' \
             if best else "-"
         rows.append((_e(f"best {o.name} ({o.goal})"), shown))
     reference = stats.reference_natural()
     if reference is not None:
-        point = ", ".join(f"{k}={fmt(v)}" for k, v in reference.items())
-        rows.append(("hypervolume", _e(f"{fmt(run.hypervolume)} (reference point {point}, derived: "
+        point = ", ".join(f"{k}={format_metric(v)}" for k, v in reference.items())
+        rows.append(("hypervolume", _e(f"{format_metric(run.hypervolume)} (reference point {point}, derived: "
                                        "worst feasible value + 10% of the range)")))
     tokens, cost = spend_text(summary)
     rows += [("tokens", _e(tokens)), ("cost", _e(cost))]
@@ -149,7 +150,7 @@ def _option(value: object) -> str:
         return ", ".join(map(_option, value))
     if isinstance(value, dict):
         return ", ".join(f"{k}: {_option(v)}" for k, v in value.items())
-    return fmt(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return format_metric(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
 def _lineage_graph(candidates: list[Candidate], front: set[int], best: int | None, shown: set[int]) -> str:
@@ -189,7 +190,7 @@ def _candidate_table(table_id: str, rows: Sequence[Candidate], meta: RunMeta, li
         cells = [f'<td data-value="{c.id}">{link(c.id)}</td>']
         for name in metric_names:
             value = c.metrics.get(name)
-            cells.append(f'<td data-value="{_num_attr(value)}">{_e(fmt(value, name, units.get(name, "")))}</td>')
+            cells.append(f'<td data-value="{_num_attr(value)}">{_e(format_metric(value, name, units.get(name, "")))}</td>')
         status = _status(c, meta)
         cells += [f'<td class="text status {status[1]}">{_e(status[0])}</td>',
                   f'<td class="text">{_e(c.mutator)}{(" · " + _e(c.model)) if c.model else ""}</td>',
@@ -269,7 +270,7 @@ def _program(c: Candidate, meta: RunMeta, front: set[int], children: dict[int, l
     declared = [o.name for o in meta.objectives] + [k.metric for k in meta.constraints]
     names = [n for n in dict.fromkeys([*declared, *c.metrics]) if n in c.metrics]
     units = {o.name: o.unit for o in meta.objectives}
-    metrics = "".join(f"<tr><th>{_e(n)}</th><td>{_e(fmt(c.metrics[n], n, units.get(n, '')))}</td></tr>"
+    metrics = "".join(f"<tr><th>{_e(n)}</th><td>{_e(format_metric(c.metrics[n], n, units.get(n, '')))}</td></tr>"
                       for n in names)
     parts = [f'<article class="program" id="{prefix}{c.id}">',
              f"<h3>#{c.id}{badges}</h3>",
@@ -310,7 +311,7 @@ def comparison_report(stats: ComparisonStats, figures: dict[str, bytes] | None =
     ]
     nav = [("table", "Results"), ("differences", "Differences"), ("plots", "Plots"), ("runs", "Runs")]
     c = stats.comparison
-    budget = f"{fmt(c.budget)} {BUDGET_LABELS[c.budget_kind]}" if c.budget is not None else "unequal budgets"
+    budget = f"{format_metric(c.budget)} {BUDGET_LABELS[c.budget_kind]}" if c.budget is not None else "unequal budgets"
     subtitle = f"task {stats.task} · {budget} per run · generated {_now()}"
     return _page(f"evolve comparison: {c.title}", subtitle, nav, sections)
 

@@ -17,7 +17,7 @@ from rich.table import Column
 from rich.text import Text
 
 from evolve.report.closest import closest_line, constraint_values
-from evolve.report.numbers import format_metric
+from evolve.numbers import format_metric
 
 if TYPE_CHECKING:
     from evolve.candidate import Candidate

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from evolve.archive import Archive, ArchiveError, Candidate, RunMeta, Summary
 from evolve.report.console import make_console
-from evolve.report.numbers import format_metric
+from evolve.numbers import duration, format_metric
 
 Diff = Literal["parent", "seed"]
 
@@ -152,7 +152,7 @@ def summary_panel(summary: Summary, meta: RunMeta) -> Panel:
     grid.add_row("front", f"{summary.front_size} candidates")
     for o in meta.objectives:
         best = summary.best.get(o.name)
-        shown = f"{fmt(best['value'], o.name, o.unit)} {o.unit}".rstrip() + f"  (#{best['id']})" if best else "-"
+        shown = f"{format_metric(best['value'], o.name, o.unit)} {o.unit}".rstrip() + f"  (#{best['id']})" if best else "-"
         grid.add_row(f"best {o.name} ({o.goal})", shown)
     tokens, cost = spend_text(summary)
     grid.add_row("tokens", tokens)
@@ -179,8 +179,8 @@ def candidates_table(rows: list[Candidate], meta: RunMeta, *, title: str, status
     """Objectives, constraint metrics, then provenance; ``status`` adds status/feasibility columns
     (pointless on the front, where everything is feasible). Numbers are never cut: their columns
     keep their width and their headers break at underscores; only the text columns shrink."""
-    objective_cells = [[fmt(c.metrics.get(o.name), o.name, o.unit) for c in rows] for o in meta.objectives]
-    constraint_cells = [[fmt(c.metrics.get(con.metric), con.metric) for c in rows]
+    objective_cells = [[format_metric(c.metrics.get(o.name), o.name, o.unit) for c in rows] for o in meta.objectives]
+    constraint_cells = [[format_metric(c.metrics.get(con.metric), con.metric) for c in rows]
                         for con in meta.constraints]
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   show_edge=False, padding=(0, 1, 0, 0))
@@ -189,7 +189,7 @@ def candidates_table(rows: list[Candidate], meta: RunMeta, *, title: str, status
         arrow = "↓" if o.goal == "min" else "↑"
         _number_column(table, f"{_breakable(o.name)} {arrow}" + (f"\n{o.unit}" if o.unit else ""), cells)
     for con, cells in zip(meta.constraints, constraint_cells):
-        _number_column(table, f"{_breakable(con.metric)}\n{con.op} {fmt(con.value)}", cells)
+        _number_column(table, f"{_breakable(con.metric)}\n{con.op} {format_metric(con.value)}", cells)
     if status:
         table.add_column("violation", justify="right", no_wrap=True)
     table.add_column("mutator", overflow="ellipsis", min_width=4)
@@ -246,7 +246,7 @@ def _metrics_table(c: Candidate, meta: RunMeta) -> Table:
     declared = [o.name for o in meta.objectives] + [con.metric for con in meta.constraints]
     units = {o.name: o.unit for o in meta.objectives}
     for name in dict.fromkeys([*declared, *c.metrics]):
-        table.add_row(name, fmt(c.metrics.get(name), name, units.get(name, "")), roles.get(name, Text("")))
+        table.add_row(name, format_metric(c.metrics.get(name), name, units.get(name, "")), roles.get(name, Text("")))
     return table
 
 
@@ -254,7 +254,7 @@ def _status_text(c: Candidate) -> Text:
     if c.feasible:
         return Text(f"{c.status}, feasible", style="green")
     if c.status == "ok":
-        return Text(f"infeasible (violation {fmt(c.violation)})", style="yellow")
+        return Text(f"infeasible (violation {format_metric(c.violation)})", style="yellow")
     return Text(c.status, style="red")
 
 
@@ -263,27 +263,12 @@ def _short_status(c: Candidate) -> Text:
     if c.feasible:
         return Text("0", style="green")
     if c.status == "ok":
-        return Text(fmt(c.violation), style="yellow")
+        return Text(format_metric(c.violation), style="yellow")
     return Text(c.status, style="red")
 
 
 def _default_sort(meta: RunMeta) -> str:
     return meta.objectives[0].name
-
-
-# --- formatting ---------------------------------------------------------------------------------
-def fmt(value: Any, name: str = "", unit: str = "") -> str:
-    """A metric for a table cell, formatted for its kind (:mod:`evolve.report.numbers`)."""
-    return format_metric(value, name, unit)
-
-
-def duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    return f"{minutes // 60}h {minutes % 60:02d}m"
 
 
 def _print_json(console: Console, data: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Numbers for people: one format per kind of metric, the same in the terminal and the report.
+"""Numbers for people: one format per kind of metric, the same in the terminal, the report and
+the comparison tables (a leaf: ``report/`` and ``compare/`` both read it, neither imports the other).
 
 Accuracies (a metric named ``*accuracy*`` with a value in [0, 1]) read as percentages, counts as
 integers, everything else with three or four significant digits and never in Python's ``repr``
@@ -43,3 +44,13 @@ def number(value: float) -> str:
     if size >= 1000:
         return f"{value:.0f}"
     return f"{value:.4g}" if size >= 1 else f"{value:.3g}"
+
+
+def duration(seconds: float) -> str:
+    """``42.0`` -> ``42.0 s``, ``125`` -> ``2m 05s``, ``7300`` -> ``2h 01m``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    return f"{minutes // 60}h {minutes % 60:02d}m"
