@@ -45,6 +45,7 @@ from pydantic import Field, model_validator
 
 from evaluators._timing import Repeats, median, repeated, timing_info
 from evolve.evaluation import EvalResult
+from evolve.plugins import ConfigPath
 from evolve.plugins import Params as PluginParams
 from evolve.sandbox import Job, Limits, Sandbox
 from evolve.tasks import Constraint, Objective, Task
@@ -84,8 +85,8 @@ class MicroGPTTask(Task):
         hidden_names: int = Field(30000, ge=1)  # size of the hidden subset of names
         memory_mb: int = Field(512, ge=64)  # address-space limit of a run
         timeout_s: float | None = Field(None, gt=0)  # per run; None: 30 s + 2 s per step
-        cache_dir: str = "~/.cache/evolve/microgpt"
-        reference: str | None = None  # trusted program defining the expected output; None: the baseline seed
+        cache_dir: ConfigPath = "~/.cache/evolve/microgpt"  # relative: to the config's folder
+        reference: ConfigPath | None = None  # trusted program defining the expected output; None: the baseline seed
         # runs of the last stage timed for wall_s (their median; evaluators/_timing.py); 1 by default
         # because a run costs 10-80 s; each repeat's output must match too
         repeats: Repeats = 1

@@ -2,7 +2,8 @@
 
 Every error is one line naming the file, the key path and the reason, e.g.
 ``configs/x.yaml: budget.max_evaluations: must be >= 1 (got 0)``; an unknown key names the closest
-known one. Loading writes nothing. Seed paths and ``task.file`` are resolved against the config
+known one. Loading writes nothing. Seed paths, ``task.file`` and the task's path options
+(:data:`~evolve.plugins.ConfigPath`, e.g. microgpt's ``reference``) are resolved against the config
 file's folder (the config, its seeds and its task travel together, so ``evolve run
 /abs/configs/x.yaml`` works from anywhere);
 ``run.output_dir`` is resolved against the current directory (runs land where the user works).
@@ -27,6 +28,7 @@ from pydantic_core import ErrorDetails
 
 from evolve.errors import UserError
 from evolve.mutators import MUTATORS
+from evolve.plugins import path_params
 from evolve.strategies import STRATEGIES
 from evolve.tasks import Constraint, Objective, Task, TaskError, task_class
 
@@ -314,26 +316,49 @@ def apply_overrides(data: Any, overrides: Sequence[str]) -> Any:
     return data
 
 
+def relative_to_config(path: str, base_dir: Path) -> str:
+    """``path`` as written in a config whose folder is ``base_dir``: ``~`` expanded, a relative path
+    read against that folder (a config is portable with its seeds, task and data, wherever ``evolve``
+    is started). The one rule for every path a config holds: seeds, ``task.file``, and the task's
+    :data:`~evolve.plugins.ConfigPath` options."""
+    expanded = Path(path).expanduser()
+    return str(expanded if expanded.is_absolute() else base_dir / expanded)
+
+
 def _resolve_paths(data: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
-    """Relative seed paths and ``task.file`` resolved against ``base_dir`` (the config file's folder):
-    a config is portable with its seeds and its task, wherever ``evolve`` is started."""
+    """Seed paths and ``task.file`` read against ``base_dir`` (:func:`relative_to_config`)."""
     if base_dir is None:
         return data
     if isinstance(data.get("seeds"), list):
-        data["seeds"] = [str(base_dir / s) if isinstance(s, str) and not Path(s).is_absolute() else s
-                         for s in data["seeds"]]
+        data["seeds"] = [relative_to_config(s, base_dir) if isinstance(s, str) else s for s in data["seeds"]]
     task = data.get("task")
     if isinstance(task, dict) and isinstance(task.get("file"), str):
-        path = Path(task["file"]).expanduser()
-        data["task"] = {**task, "file": str(path if path.is_absolute() else base_dir / path)}
+        data["task"] = {**task, "file": relative_to_config(task["file"], base_dir)}
     return data
+
+
+def _resolve_task_paths(cfg: "RunConfig", base_dir: Path | None) -> "RunConfig":
+    """The task's path options (declared :data:`~evolve.plugins.ConfigPath`) read against
+    ``base_dir``, like the seeds; needs the task class, so it runs once the sections are valid."""
+    if base_dir is None:
+        return cfg
+    try:
+        params = task_class(cfg.task.ref).Params
+    except UserError:
+        return cfg  # an unknown task: check_task reports it, under its key
+    names = path_params(params) if params is not None else ()
+    options = {k: relative_to_config(v, base_dir) if k in names and isinstance(v, str) else v
+               for k, v in cfg.task.options.items()}
+    if options == cfg.task.options:
+        return cfg
+    return cfg.model_copy(update={"task": cfg.task.model_copy(update={"options": options})})
 
 
 def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = None,
                  overrides: Sequence[str] = ()) -> RunConfig:
     """Validate a mapping (already parsed YAML) into a :class:`RunConfig`, or raise ConfigError.
-    Relative seed paths and ``task.file`` are resolved against ``base_dir`` (the config file's
-    folder) when given."""
+    Relative seed paths, ``task.file`` and the task's path options are resolved against ``base_dir``
+    (the config file's folder) when given."""
     if not isinstance(data, dict) and not overrides:
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
     if isinstance(data, dict) and "variants" in data and "base" in data:
@@ -345,6 +370,7 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
         err = exc.errors()[0]
         where = _loc(err["loc"]) or "(top level)"
         raise ConfigError(f"{_blame(source, where, overrides)}: {where}: {_reason(err)}") from None
+    cfg = _resolve_task_paths(cfg, base_dir)
     try:
         _check_semantics(cfg, source)
     except ConfigError as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -27,6 +27,31 @@ class Params(BaseModel):
 
 
 P = TypeVar("P", bound=Params)
+
+
+class _RelativeToConfig:
+    """The mark of a path parameter (see :data:`ConfigPath`)."""
+
+    def __repr__(self) -> str:
+        return "RELATIVE_TO_CONFIG"
+
+
+RELATIVE_TO_CONFIG = _RelativeToConfig()
+#: A path parameter: written in a config, a relative value is read against the config file's folder
+#: (like the seeds and ``task.file``), so a config works from any directory; ``~`` is expanded.
+#: Given on the command line (``evolve eval --option``) it is relative to the current directory.
+ConfigPath = Annotated[str, RELATIVE_TO_CONFIG]
+
+
+def path_params(model: type[Params]) -> tuple[str, ...]:
+    """Names of the :data:`ConfigPath` fields of ``model`` (``ConfigPath | None`` too)."""
+    def marked(annotation: Any) -> bool:
+        if get_origin(annotation) is Annotated:
+            return any(m is RELATIVE_TO_CONFIG for m in annotation.__metadata__)
+        return any(marked(arg) for arg in get_args(annotation))
+
+    return tuple(name for name, f in model.model_fields.items()
+                 if any(m is RELATIVE_TO_CONFIG for m in f.metadata) or marked(f.annotation))
 
 _BOUNDS = {"greater_than_equal": ">= {ge}", "greater_than": "> {gt}", "less_than_equal": "<= {le}",
            "less_than": "< {lt}"}

@@ -229,3 +229,58 @@ def test_shipped_configs_load_from_any_directory(tmp_path: Path, monkeypatch: py
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         if not path.name.startswith("compare-"):
             assert all(seed.is_file() for seed in load_config(path).seeds)
+
+
+# --- a task's path options (``ConfigPath``) follow the same rule as the seeds -----------------------
+def microgpt_config(folder: Path, options: dict) -> Path:
+    data = good()
+    data["task"] = {"name": "microgpt", "options": options}
+    data["seeds"] = [str(ROOT / "seeds/microgpt/optimized.py")]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "c.yaml").write_text(yaml.safe_dump(data))
+    return folder / "c.yaml"
+
+
+def test_task_path_options_are_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "ref.py").write_text((ROOT / "seeds/microgpt/baseline.py").read_text())
+    config = microgpt_config(folder, {"reference": "ref.py", "cache_dir": "cache"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    options = load_config(config).task.options
+    assert (options["reference"], options["cache_dir"]) == (str(folder / "ref.py"), str(folder / "cache"))
+    # a --set value is written into the config, so it is relative to the config's folder too
+    options = load_config(config, ["task.options.cache_dir=other"]).task.options
+    assert options["cache_dir"] == str(folder / "other")
+
+
+def test_absolute_and_home_paths_stay_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = microgpt_config(tmp_path / "project", {"reference": str(ROOT / "seeds/microgpt/baseline.py"),
+                                                     "cache_dir": "~/c"})
+    options = load_config(config).task.options
+    assert options["reference"] == str(ROOT / "seeds/microgpt/baseline.py")
+    assert options["cache_dir"] == str(tmp_path / "home" / "c")
+    assert "seed" not in options  # only declared options are touched, none added
+
+
+def test_a_missing_relative_reference_names_the_resolved_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: the task's own option check (microgpt's ``reference`` must exist) sees the resolved path."""
+    monkeypatch.chdir(ROOT)  # seeds/microgpt/baseline.py exists from here, not from the config's folder
+    config = microgpt_config(tmp_path / "project", {"reference": "seeds/microgpt/baseline.py"})
+    with pytest.raises(ConfigError, match=r"task: task 'microgpt': reference program .*project/seeds/microgpt/"
+                                          r"baseline\.py not found"):
+        load_config(config)
+
+
+def test_path_params_finds_marked_fields_only() -> None:
+    from evolve.plugins import ConfigPath, Params, path_params
+
+    class P(Params):
+        a: ConfigPath = "x"
+        b: ConfigPath | None = None
+        c: str = "not a path"
+
+    assert path_params(P) == ("a", "b")
