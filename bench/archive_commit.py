@@ -29,6 +29,7 @@ from evolve.archive.store import GitStore
 from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.tasks import Constraint, Objective
+from evolve.usage import Usage
 
 META = RunMeta(run="bench", task="adder",
                objectives=(Objective("params_unique", "min"), Objective("peak_rss_mib", "min")),
@@ -44,9 +45,8 @@ def make_record(rng: random.Random, n_existing: int) -> Candidate:
                         violation=max(0.0, 0.99 - accuracy), wall_s=rng.uniform(1, 5))
     parents = (rng.randrange(n_existing),) if n_existing else ()
     return Candidate(source="\n".join(lines) + "\n", result=result, parents=parents,
-                           mutator="llm-diff", model="qwen2.5-coder-1.5b",
-                           description="tie the output head to the embedding", prompt_tokens=900,
-                           completion_tokens=150, cost_usd=0.0)
+                           mutator="llm-diff", description="tie the output head to the embedding",
+                           usage=Usage(900, 150, 0.0, "qwen2.5-coder-1.5b"))
 
 
 def add_batch_ms(root: Path, candidates: int, batch: int) -> tuple[float, float]:

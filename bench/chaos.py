@@ -170,7 +170,7 @@ def candidates(archive_dir: Path) -> list[tuple]:
     """Each candidate as what must be equal between two runs (no timestamps, no timings)."""
     with Archive.open(archive_dir) as archive:
         names = [o.name for o in archive.meta.objectives]
-        return [(c.id, tuple(c.parents), c.source, c.mutator, c.model, c.result.status, c.result.feasible,
+        return [(c.id, tuple(c.parents), c.source, c.mutator, c.usage.model, c.result.status, c.result.feasible,
                  tuple(_value(c.result.metrics.get(n)) for n in names))
                 for c in archive.candidates()]
 

@@ -26,13 +26,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from evolve.evaluation import EvalResult
+from evolve.usage import KEYS, Usage
 
 #: The id of a candidate the archive has not filed yet.
 UNFILED = -1
 
-#: Lineage and provenance fields stored in ``metrics.json`` next to the EvalResult fields, in order.
-_DOCUMENT_FIELDS = ("parents", "mutator", "model", "description", "prompt_tokens", "completion_tokens",
-                    "cost_usd", "generation", "island", "extra")
+#: Lineage and provenance stored in ``metrics.json`` next to the EvalResult fields, in this order;
+#: ``model`` and the three :data:`~evolve.usage.KEYS` are the candidate's :class:`Usage`, flat.
+_DOCUMENT_FIELDS = ("parents", "mutator", "model", "description", *KEYS, "generation", "island", "extra")
+_OWN_FIELDS = ("parents", "mutator", "description", "generation", "island", "extra")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,11 +45,8 @@ class Candidate:
     result: EvalResult
     parents: tuple[int, ...] = ()  # ids; two for a crossover child, none for a seed
     mutator: str = "seed"
-    model: str | None = None
     description: str = ""  # the mutator's / agent's stated intent
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
+    usage: Usage = Usage()  # what making it cost, and the model that made it (none for a seed)
     generation: int = 0
     island: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -93,8 +92,9 @@ class Candidate:
         """The ``metrics.json`` content: the EvalResult fields plus lineage and provenance (no
         source, no sha: the sha names the commit that holds this document)."""
         doc = self.result.to_dict()
-        doc.update({name: getattr(self, name) for name in _DOCUMENT_FIELDS})
-        doc["parents"] = list(self.parents)
+        own = {name: getattr(self, name) for name in _OWN_FIELDS}
+        flat = {**own, **self.usage.to_dict(), "model": self.usage.model, "parents": list(self.parents)}
+        doc.update({name: flat[name] for name in _DOCUMENT_FIELDS})
         doc.update(id=self.id, created_at=self.created_at)
         return doc
 
@@ -105,4 +105,5 @@ class Candidate:
     @classmethod
     def from_document(cls, doc: dict[str, Any], *, source: str, sha: str) -> "Candidate":
         return cls(source=source, sha=sha, id=doc["id"], created_at=doc["created_at"],
-                   result=EvalResult.from_dict(doc), **{name: doc[name] for name in _DOCUMENT_FIELDS})
+                   result=EvalResult.from_dict(doc), usage=Usage.from_dict(doc, doc.get("model")),
+                   **{name: doc[name] for name in _OWN_FIELDS})

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from evolve.agents.session import Spend
 from evolve.archive import Archive, RunMeta
 from evolve.candidate import Candidate
 from evolve.config import RunConfig, build_task
@@ -52,6 +51,7 @@ from evolve.parallel.local import LocalEvaluator
 from evolve.sandbox import Limits
 from evolve.strategies import Proposal, Strategy, make_strategy
 from evolve.tasks import Constraint, Objective
+from evolve.usage import Usage
 
 PROGRAM_NAME = "program.py"
 HISTORY = 8
@@ -74,15 +74,26 @@ class Counters:
     evaluations: int = 0
     rejected: int = 0
     rejected_in_a_row: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
+    spent: Usage = Usage()  # every LLM token and dollar of the run (no model: runs mix them)
     wall_s: float = 0.0  # summed over sessions (resumes)
     batches: int = 0
 
     @property
     def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
+        return self.spent.tokens
+
+    def to_state(self) -> dict[str, Any]:
+        """The saved layout: flat keys, ``spent`` as its three figures (the layout of every run state
+        ever written, so an older evolve resumes a newer state and the other way round)."""
+        state: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            state.update(self.spent.to_dict() if name == "spent" else {name: getattr(self, name)})
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Counters":
+        kept = {k: v for k, v in state.items() if k in cls.__dataclass_fields__ and k != "spent"}
+        return cls(**kept, spent=Usage.from_dict(state))
 
 
 @dataclass
@@ -179,7 +190,7 @@ class EvolutionRun:
         state = self.archive.state() or {}
         if "rng" in state:
             self.rng.setstate(_rng_from_json(state["rng"]))
-        self.counters = Counters(**state.get("counters", {}))
+        self.counters = Counters.from_state(state.get("counters", {}))
         self.counters.rejected_in_a_row = 0  # a resumed run gets a fresh streak (e.g. a new model, the endpoint back)
         if isinstance(state.get("history"), list):  # the prompts' history, rejections included
             self.history = deque(state["history"], maxlen=HISTORY)
@@ -191,7 +202,7 @@ class EvolutionRun:
     def _state(self) -> dict[str, Any]:
         return {
             "rng": _rng_to_json(self.rng.getstate()),
-            "counters": self.counters.__dict__,
+            "counters": self.counters.to_state(),
             "mutators": [m.get_state() for m in self.mutators],
             "target_hit": self.target_hit,
             "strategy": self.strategy.get_state(),
@@ -245,7 +256,7 @@ class EvolutionRun:
                 self.llm.close()
             restore_ctrl_c(previous)  # last: a second Ctrl-C during the clean-up still exits at once
         self.log.write("run.stop", reason=reason, evaluations=self.counters.evaluations,
-                       rejected=self.counters.rejected, tokens=self.counters.tokens, cost_usd=self.counters.cost_usd)
+                       rejected=self.counters.rejected, tokens=self.counters.tokens, cost_usd=self.counters.spent.cost_usd)
         self.log.close()
         return RunOutcome(reason, self.counters, self.target_hit, interrupted, failure)
 
@@ -303,7 +314,7 @@ class EvolutionRun:
             assert cand.id == first + i, "archive ids must be sequential"
             self._remember(cand)
             self.log.write("evaluation", id=cand.id, parents=list(cand.parents), mutator=cand.mutator,
-                           model=cand.model, status=cand.result.status, feasible=cand.result.feasible,
+                           model=cand.usage.model, status=cand.result.status, feasible=cand.result.feasible,
                            metrics={o.name: cand.result.metrics.get(o.name) for o in self.objectives})
 
     def _meets_target(self, result: EvalResult) -> bool:
@@ -329,9 +340,7 @@ class EvolutionRun:
             slots.append((proposal, mutator, random.Random(self.rng.getrandbits(64))))
         mutations = parallel(lambda slot: self._mutate(*slot), slots, self.config.parallel.llm_requests)
         for m in mutations:
-            self.counters.prompt_tokens += m.prompt_tokens
-            self.counters.completion_tokens += m.completion_tokens
-            self.counters.cost_usd += m.cost_usd
+            self.charge(m.usage)
         accepted = [(slot, m) for slot, m in zip(slots, mutations) if m.source is not None]
         for m in mutations:
             if m.source is None:
@@ -343,9 +352,8 @@ class EvolutionRun:
         for ((proposal, mutator, _), m), result in zip(accepted, results):
             assert m.source is not None
             child = Candidate(
-                source=m.source, result=result, parents=proposal.parents, mutator=m.mutator, model=m.model,
-                description=m.description, prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
-                cost_usd=m.cost_usd, generation=proposal.generation, island=proposal.island,
+                source=m.source, result=result, parents=proposal.parents, mutator=m.mutator, usage=m.usage,
+                description=m.description, generation=proposal.generation, island=proposal.island,
                 extra={"inspirations": list(proposal.inspirations)})
             mutator.feedback(m, self.strategy.ranker.better(child, self.known[proposal.parents[0]]))
             records.append(child)
@@ -368,8 +376,8 @@ class EvolutionRun:
             return f"evaluation budget spent ({c.evaluations})"
         if b.max_tokens is not None and c.tokens >= b.max_tokens:
             return f"token budget spent ({c.tokens})"
-        if b.max_cost_usd is not None and c.cost_usd >= b.max_cost_usd:
-            return f"cost budget spent (${c.cost_usd:.4f})"
+        if b.max_cost_usd is not None and c.spent.cost_usd >= b.max_cost_usd:
+            return f"cost budget spent (${c.spent.cost_usd:.4f})"
         if b.max_wall_s is not None and self._elapsed() >= b.max_wall_s:
             return f"wall-time budget spent ({b.max_wall_s:g} s)"
         if c.rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
@@ -382,23 +390,19 @@ class EvolutionRun:
         budget = self.config.budget.max_wall_s
         return None if budget is None else budget - self._elapsed()
 
-    def charge(self, spend: Spend) -> None:
-        """Add tokens and dollars spent outside a mutation (an agent's turns) to the budgets."""
-        c = self.counters
-        c.prompt_tokens += spend.prompt_tokens
-        c.completion_tokens += spend.completion_tokens
-        c.cost_usd += spend.cost_usd
+    def charge(self, spend: Usage) -> None:
+        """Add tokens and dollars (a mutation's, an agent's turns) to the run's budgets."""
+        self.counters.spent = self.counters.spent + spend.without_model()
 
-    def evaluate(self, source: str, *, parent: int, intent: str, mutator: str, spend: Spend,
+    def evaluate(self, source: str, *, parent: int, intent: str, mutator: str, spend: Usage,
                  extra: dict[str, Any]) -> Candidate:
         """Evaluate ``source`` in the run's sandbox and file it at once, with the run state."""
         [result] = self._evaluate_all([source])
         self.counters.rejected_in_a_row = 0
         self.counters.wall_s = self._elapsed()
         self._file([Candidate(
-            parents=(parent,), source=source, result=result, mutator=mutator, model=spend.model,
-            description=intent, prompt_tokens=spend.prompt_tokens, completion_tokens=spend.completion_tokens,
-            cost_usd=spend.cost_usd, generation=self.known[parent].generation + 1, extra=extra)])
+            parents=(parent,), source=source, result=result, mutator=mutator, usage=spend,
+            description=intent, generation=self.known[parent].generation + 1, extra=extra)])
         return self.known[self.next_id - 1]
 
     def reject(self, reason: str, kind: str = "no attempt") -> None:

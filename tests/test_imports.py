@@ -83,7 +83,7 @@ FORBIDDEN = [
     ("evolve.archive", "evolve.run"),
 ]
 #: Leaves: they import nothing of evolve, so anything may use them without dragging a package in.
-LEAVES = ("evolve.pareto", "evolve.numbers", "evolve.errors")
+LEAVES = ("evolve.pareto", "evolve.numbers", "evolve.usage", "evolve.errors")
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:

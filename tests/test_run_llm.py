@@ -70,15 +70,15 @@ def test_each_strategy_improves_the_program_through_the_llm(tmp_path: Path, stra
     with Archive.open(run.archive_dir) as archive:
         cands = archive.candidates()
     children = cands[1:]
-    assert {c.mutator for c in children} == {"llm-diff"} and {c.model for c in children} == {"fake-model"}
-    assert all(c.prompt_tokens > 0 and c.completion_tokens > 0 for c in children)
+    assert {c.mutator for c in children} == {"llm-diff"} and {c.usage.model for c in children} == {"fake-model"}
+    assert all(c.usage.prompt_tokens > 0 and c.usage.completion_tokens > 0 for c in children)
     seed_error = cands[0].result.metrics["error"]
     assert min(c.result.metrics["error"] for c in children) < seed_error / 3
     # Token and cost accounting: the archive's per-candidate figures add up to the run's counters.
-    assert outcome.counters.prompt_tokens == sum(c.prompt_tokens for c in children)
-    assert outcome.counters.cost_usd == pytest.approx(sum(c.cost_usd for c in children))
-    assert outcome.counters.cost_usd == pytest.approx(
-        (outcome.counters.prompt_tokens * 1.0 + outcome.counters.completion_tokens * 2.0) / 1e6)
+    spent = outcome.counters.spent
+    assert spent.prompt_tokens == sum(c.usage.prompt_tokens for c in children)
+    assert spent.cost_usd == pytest.approx(sum(c.usage.cost_usd for c in children))
+    assert spent.cost_usd == pytest.approx((spent.prompt_tokens * 1.0 + spent.completion_tokens * 2.0) / 1e6)
 
 
 @pytest.mark.parametrize(("budget", "reason"), [
@@ -90,7 +90,7 @@ def test_token_and_cost_budgets_stop_the_run(tmp_path: Path, budget: dict, reaso
         outcome = EvolutionRun(parse_config(config(tmp_path, server.base_url, budget=budget))).execute()
     assert reason in outcome.stop_reason
     c = outcome.counters
-    spent = c.tokens if "max_tokens" in budget else c.cost_usd
+    spent = c.tokens if "max_tokens" in budget else c.spent.cost_usd
     limit = budget.get("max_tokens", budget.get("max_cost_usd"))
     per_batch = spent / c.batches
     # Checked between batches: the run stops in the first batch that reaches the budget, never later.

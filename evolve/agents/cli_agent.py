@@ -41,10 +41,11 @@ from evolve.agents.brief import clip, figures, goals
 from evolve.agents.events import EventTally
 from evolve.agents.process import GroupResult, run_group
 from evolve.candidate import Candidate
-from evolve.agents.session import AgentSession, SessionLimit, Spend
+from evolve.agents.session import AgentSession, SessionLimit
 from evolve.agents.worktree import Worktree, WorktreeError
 from evolve.mutators.base import EditError
 from evolve.mutators.blocks import splice_rewrite
+from evolve.usage import Usage
 
 CODEX_VERSION = "0.169.0"
 DEFAULT_COMMAND = ("codex", "exec", "--json", "--sandbox", "workspace-write", "-C", "{workdir}", "{prompt}")
@@ -250,7 +251,7 @@ class _Stream:
         if not (fresh_in or fresh_out):
             return None
         cost = (fresh_in * self.settings.price_in + fresh_out * self.settings.price_out) / 1e6
-        self.session.charge(Spend(fresh_in, fresh_out, cost, self.settings.label))
+        self.session.charge(Usage(fresh_in, fresh_out, cost, self.settings.label))
         return self.session.stop_reason()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from evolve.agents.brief import figures, goals
 from evolve.candidate import Candidate
-from evolve.agents.session import AgentSession, Spend
+from evolve.agents.session import AgentSession
 from evolve.agents.tools import TOOL_NAMES, TOOLS, Toolbox
 from evolve.llm.client import LLMClient
 from evolve.llm.faults import LLMCancelled, LLMError, LLMRunFailure, RetriesExhausted
@@ -82,8 +82,7 @@ def run_session(session: AgentSession, llm: LLMClient, rng: random.Random, *, ma
             reason = f"LLM request failed: {exc}"
             break
         turns += 1
-        session.charge(Spend(completion.prompt_tokens, completion.completion_tokens, completion.cost_usd,
-                             completion.model))
+        session.charge(completion.usage)
         messages.append(completion.as_message())
         if not completion.tool_calls:
             messages.append({"role": "user", "content": NUDGE})

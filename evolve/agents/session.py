@@ -20,30 +20,11 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from evolve.agents.notes import Notes
 from evolve.candidate import Candidate
 from evolve.tasks import Constraint, Objective
+from evolve.usage import Usage
 
 if TYPE_CHECKING:  # evolve.strategies imports this package: no import of it at module level
     from evolve.strategies.base import Proposal
     from evolve.strategies.ranking import Ranker
-
-
-@dataclass
-class Spend:
-    """Tokens and dollars spent by an agent, charged to the run's budgets."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    model: str | None = None
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def add(self, other: "Spend") -> None:
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.cost_usd += other.cost_usd
-        self.model = other.model or self.model
 
 
 class Host(Protocol):
@@ -83,10 +64,10 @@ class Host(Protocol):
     def wall_left(self) -> float | None:
         """Seconds left in the wall-time budget (None: no such budget)."""
 
-    def charge(self, spend: Spend) -> None:
+    def charge(self, spend: Usage) -> None:
         """Add tokens and dollars to the run's counters at once (budgets see them)."""
 
-    def evaluate(self, source: str, *, parent: int, intent: str, mutator: str, spend: Spend,
+    def evaluate(self, source: str, *, parent: int, intent: str, mutator: str, spend: Usage,
                  extra: dict[str, Any]) -> Candidate:
         """Evaluate ``source`` in the run's sandbox and archive it (with the run state)."""
 
@@ -125,13 +106,13 @@ class AgentSession:
     max_evaluations: int
     max_tokens: int | None = None
     attempts: list[Candidate] = field(default_factory=list, init=False)
-    spent: Spend = field(default_factory=Spend, init=False)
-    _unbilled: Spend = field(default_factory=Spend, init=False)  # spent since the last archived attempt
+    spent: Usage = field(default=Usage(), init=False)
+    _unbilled: Usage = field(default=Usage(), init=False)  # spent since the last archived attempt
 
-    def charge(self, spend: Spend) -> None:
+    def charge(self, spend: Usage) -> None:
         self.host.charge(spend)
-        self.spent.add(spend)
-        self._unbilled.add(spend)
+        self.spent = self.spent + spend
+        self._unbilled = self._unbilled + spend
 
     def stop_reason(self) -> str | None:
         """Why this session must end now, else None."""
@@ -158,7 +139,7 @@ class AgentSession:
             raise SessionLimit(f"the run must stop: {reason}")
         if parent is None:
             parent = self.attempts[-1].id if self.attempts else self.base.id
-        spend, self._unbilled = self._unbilled, Spend(model=self._unbilled.model)
+        spend, self._unbilled = self._unbilled, Usage(model=self._unbilled.model)
         attempt = self.host.evaluate(source, parent=parent, intent=intent, mutator=self.mutator, spend=spend,
                                      extra={"iteration": self.iteration, **(extra or {})})
         self.attempts.append(attempt)

@@ -49,6 +49,7 @@ from evolve.pareto import non_dominated
 from evolve.archive.records import ArchiveError, Checkpoint, RunMeta, Summary
 from evolve.archive.store import GitStore, blob_id
 from evolve.candidate import Candidate
+from evolve.usage import Usage
 
 META_REF = "refs/evolve/meta"
 STATE_REF = "refs/evolve/state"
@@ -440,7 +441,8 @@ class Archive:
         """Run-level figures. Spend comes from the run's saved counters, which also hold what no
         candidate carries (rejected mutations, agent turns): summing candidates missed 5-48 % of it."""
         totals = self._index.totals()
-        totals.update(_run_spend(self.state() or {}, totals))
+        on_candidates = totals["spent"]
+        totals.update(_run_spend(self.state() or {}), on_candidates=on_candidates)
         best: dict[str, dict[str, float] | None] = {}
         for o in self.meta.objectives:
             top = self._index.candidates(o.name, descending=o.goal == "max", limit=1,
@@ -464,18 +466,12 @@ def best_key(c: Candidate, meta: RunMeta) -> tuple[int, float, int]:
     return (1, c.violation if c.result.ok else math.inf, c.id)
 
 
-def _run_spend(state: dict[str, Any], candidates: dict[str, Any]) -> dict[str, Any]:
-    """Token and cost totals from the run's counters (when saved) and what of it no candidate holds."""
+def _run_spend(state: dict[str, Any]) -> dict[str, Any]:
+    """Token and cost totals, and rejections, from the run's counters (when saved)."""
     counters = state.get("counters")
     if not isinstance(counters, dict) or "prompt_tokens" not in counters:
         return {}
-    prompt, completion = int(counters["prompt_tokens"]), int(counters.get("completion_tokens", 0))
-    cost = float(counters.get("cost_usd", 0.0))
-    on_candidates = candidates["prompt_tokens"] + candidates["completion_tokens"]
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "cost_usd": cost,
-            "rejected": int(counters.get("rejected", 0)),
-            "other_tokens": max(0, prompt + completion - on_candidates),
-            "other_cost_usd": max(0.0, cost - candidates["cost_usd"])}
+    return {"spent": Usage.from_dict(counters), "rejected": int(counters.get("rejected", 0))}
 
 
 def eligible(c: Candidate, meta: RunMeta) -> bool:

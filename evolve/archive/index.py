@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evolve.candidate import Candidate
+from evolve.usage import KEYS, Usage
 
 SCHEMA_VERSION = "1"
 
@@ -154,6 +155,7 @@ class Index:
         keys = ("evaluations", "feasible", "prompt_tokens", "completion_tokens", "cost_usd",
                 "eval_wall_s", "last_created_at")
         totals = dict(zip(keys, row))
+        totals["spent"] = Usage.from_dict({k: totals.pop(k) for k in KEYS})
         totals["statuses"] = dict(self._db.execute(
             "SELECT status, COUNT(*) FROM candidates GROUP BY status ORDER BY status"))
         return totals
@@ -168,8 +170,8 @@ class Index:
 
 def _row(c: Candidate) -> tuple[Any, ...]:
     return (c.id, c.sha, json.dumps(list(c.parents)), c.status, int(c.feasible), c.violation,
-            c.result.error, c.mutator, c.model, c.description, c.prompt_tokens, c.completion_tokens,
-            c.cost_usd, c.generation, c.island, c.result.wall_s, c.created_at,
+            c.result.error, c.mutator, c.usage.model, c.description, c.usage.prompt_tokens,
+            c.usage.completion_tokens, c.usage.cost_usd, c.generation, c.island, c.result.wall_s, c.created_at,
             json.dumps(c.document(), sort_keys=True), c.source)
 
 

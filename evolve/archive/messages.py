@@ -30,15 +30,15 @@ def candidate_message(c: Candidate) -> str:
         ("Evolve-Id", c.id), ("Evolve-Status", c.status), ("Evolve-Feasible", c.feasible),
         ("Evolve-Violation", c.violation),
         *((trailer_key(name), value) for name, value in c.metrics.items()),
-        ("Evolve-Mutator", c.mutator), ("Evolve-Model", c.model or "none"),
+        ("Evolve-Mutator", c.mutator), ("Evolve-Model", c.usage.model or "none"),
         ("Evolve-Parents", " ".join(map(str, c.parents)) or "none"),
         ("Evolve-Generation", c.generation),
     ]
     if c.island is not None:
         trailers.append(("Evolve-Island", c.island))
-    trailers += [("Evolve-Prompt-Tokens", c.prompt_tokens),
-                 ("Evolve-Completion-Tokens", c.completion_tokens),
-                 ("Evolve-Cost-Usd", c.cost_usd), ("Evolve-Wall-S", c.result.wall_s)]
+    trailers += [("Evolve-Prompt-Tokens", c.usage.prompt_tokens),
+                 ("Evolve-Completion-Tokens", c.usage.completion_tokens),
+                 ("Evolve-Cost-Usd", c.usage.cost_usd), ("Evolve-Wall-S", c.result.wall_s)]
     if c.result.error:
         trailers.append(("Evolve-Error", c.result.error))
     return _message(subject, body, trailers)

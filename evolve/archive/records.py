@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from evolve import pareto
 from evolve.errors import UserError
 from evolve.tasks import Constraint, Objective
+from evolve.usage import Usage
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from evolve.tasks import Task
@@ -76,18 +77,28 @@ class Summary:
     statuses: dict[str, int]
     front_size: int
     best: dict[str, dict[str, float] | None]  # objective -> {"id", "value"} over feasible ones
-    prompt_tokens: int  # the run's totals (its saved counters), or the candidates' sum without them
-    completion_tokens: int
-    cost_usd: float
+    spent: Usage  # the run's totals (its saved counters), or the candidates' sum without them
     eval_wall_s: float  # summed evaluation wall time
     elapsed_s: float  # archive creation to the last candidate
     rejected: int = 0  # mutations rejected before evaluation
-    other_tokens: int = 0  # of the totals, spent on no archived candidate (rejected mutations, agent turns)
-    other_cost_usd: float = 0.0
+    on_candidates: Usage = Usage()  # of ``spent``, what the archived candidates carry
 
     @property
     def feasible_pct(self) -> float:
         return 100.0 * self.feasible / self.evaluations if self.evaluations else 0.0
 
+    @property
+    def other_tokens(self) -> int:
+        """Tokens spent on no archived candidate (rejected mutations, agent turns)."""
+        return max(0, self.spent.tokens - self.on_candidates.tokens)
+
+    @property
+    def other_cost_usd(self) -> float:
+        return max(0.0, self.spent.cost_usd - self.on_candidates.cost_usd)
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "feasible_pct": self.feasible_pct}
+        """The ``show --json`` summary: spend as flat keys, as it always was."""
+        plain = {k: v for k, v in asdict(self).items() if k not in ("spent", "on_candidates")}
+        head = {k: plain.pop(k) for k in ("run", "task", "evaluations", "feasible", "statuses", "front_size", "best")}
+        return {**head, **self.spent.to_dict(), **plain, "other_tokens": self.other_tokens,
+                "other_cost_usd": self.other_cost_usd, "feasible_pct": self.feasible_pct}

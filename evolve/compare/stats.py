@@ -29,6 +29,7 @@ from evolve.archive.archive import eligible
 from evolve.compare.comparison import CompareError, Comparison, check_comparable
 from evolve.pareto import hypervolume, non_dominated
 from evolve.tasks import Constraint, Objective, TaskError
+from evolve.usage import Usage
 
 ALPHA = 0.05
 EXACT_SPLITS = 20_000
@@ -89,13 +90,12 @@ def _marks(checkpoints: list[Checkpoint], candidates: Sequence[Candidate],
             continue  # the archive's creation
         counters = cp.state.get("counters")
         if isinstance(counters, dict) and "evaluations" in counters:
-            spent = Spent(counters["evaluations"],
-                          counters.get("prompt_tokens", 0) + counters.get("completion_tokens", 0),
-                          counters.get("cost_usd", 0.0), counters.get("wall_s", 0.0))
+            usage = Usage.from_dict(counters)
+            spent = Spent(counters["evaluations"], usage.tokens, usage.cost_usd, counters.get("wall_s", 0.0))
         else:
             done = candidates[:cp.next_id]
-            spent = Spent(cp.next_id, sum(c.prompt_tokens + c.completion_tokens for c in done),
-                          sum(c.cost_usd for c in done),
+            usage = sum((c.usage for c in done), Usage())
+            spent = Spent(cp.next_id, usage.tokens, usage.cost_usd,
                           max(0.0, done[-1].created_at - (meta.created_at or done[0].created_at)))
         marks.append((cp.next_id, spent))
     return tuple(marks)

@@ -1,7 +1,7 @@
 """LLM access through the ``openai`` client: model pool, retries, usage and cost, response cache."""
 
 from evolve.llm.cache import ResponseCache, request_key
-from evolve.llm.client import Completion, LLMClient, ModelSpec, Usage, client_from_config
+from evolve.llm.client import Completion, LLMClient, ModelSpec, Totals, client_from_config
 from evolve.llm.faults import (
     EndpointFailing,
     EndpointLost,
@@ -16,5 +16,5 @@ from evolve.llm.faults import (
 )
 
 __all__ = ["Completion", "EndpointFailing", "EndpointLost", "EndpointRefused", "LLMCancelled", "LLMClient", "LLMError", "LLMRequestError",
-           "LLMRunFailure", "LLMUnreachable", "ModelSpec", "ReplayMiss", "ResponseCache", "RetriesExhausted", "Usage", "client_from_config",
+           "LLMRunFailure", "LLMUnreachable", "ModelSpec", "ReplayMiss", "ResponseCache", "RetriesExhausted", "Totals", "client_from_config",
            "request_key"]

@@ -55,6 +55,7 @@ from evolve.llm.faults import (
     refusal,
     status_message,
 )
+from evolve.usage import Usage
 
 DUMMY_KEY = "sk-local-no-key"
 #: Attempts in a row (all threads together) without any HTTP answer after which the endpoint is lost.
@@ -75,17 +76,16 @@ class ModelSpec:
     price_in_per_mtok: float = 0.0  # USD per million prompt tokens
     price_out_per_mtok: float = 0.0  # USD per million completion tokens
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.price_in_per_mtok + completion_tokens * self.price_out_per_mtok) / 1e6
+    def usage(self, prompt_tokens: int, completion_tokens: int, reported: str | None = None) -> Usage:
+        """What one answer cost at this model's prices, charged to the model the server ``reported``."""
+        cost = (prompt_tokens * self.price_in_per_mtok + completion_tokens * self.price_out_per_mtok) / 1e6
+        return Usage(prompt_tokens, completion_tokens, cost, reported or self.name)
 
 
 @dataclass
 class Completion:
     text: str
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
+    usage: Usage  # its model is the one the server reported (else the one asked for)
     cached: bool
     latency_s: float
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # OpenAI shape: id, type, function
@@ -101,15 +101,13 @@ class Completion:
 
 
 @dataclass
-class Usage:
+class Totals:
     """Running totals of one client. Costs of cached answers count too, so a replay budgets alike."""
 
     requests: int = 0  # complete() calls that returned
     cache_hits: int = 0
     retries: int = 0  # re-sent requests, including those of calls that finally failed
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
+    spent: Usage = field(default_factory=Usage)  # of all models: no model named
 
 
 class _BadResponse(ValueError):
@@ -266,7 +264,7 @@ class LLMClient:
         self._gate = _Gate(lost_after, failing_after)
         self._jitter = random.Random()  # timing only: never touches the caller's RNG stream
         self._lock = threading.Lock()
-        self._usage = Usage()
+        self._totals = Totals()
         self._mismatches: set[tuple[str, str]] = set()
 
     def _resolve_key(self, api_key_env: str | None) -> str:
@@ -281,10 +279,10 @@ class LLMClient:
 
     # --- public API --------------------------------------------------------------------------
     @property
-    def usage(self) -> Usage:
+    def totals(self) -> Totals:
         """A snapshot of the running totals."""
         with self._lock:
-            return replace(self._usage)
+            return replace(self._totals)
 
     @property
     def cancelled(self) -> bool:
@@ -408,10 +406,7 @@ class LLMClient:
         reported = response.get("model") if isinstance(response.get("model"), str) and response.get("model") else None
         completion = Completion(
             text=response.get("text", ""),
-            model=reported or spec.name,
-            prompt_tokens=pt,
-            completion_tokens=ct,
-            cost_usd=spec.cost(pt, ct),
+            usage=spec.usage(pt, ct, reported),
             cached=cached,
             latency_s=time.perf_counter() - start,
             tool_calls=list(response.get("tool_calls", [])),
@@ -419,19 +414,17 @@ class LLMClient:
             attempts=attempts,
         )
         with self._lock:
-            u = self._usage
+            u = self._totals
             u.requests += 1
             u.cache_hits += cached
-            u.prompt_tokens += pt
-            u.completion_tokens += ct
-            u.cost_usd += completion.cost_usd
+            u.spent = u.spent + completion.usage.without_model()
             first_mismatch = reported not in (None, spec.name) and (spec.name, reported) not in self._mismatches
             if first_mismatch:
                 self._mismatches.add((spec.name, str(reported)))
         if first_mismatch:
             self._emit("llm.model_mismatch", requested=spec.name, reported=reported)
-        self._emit("llm.request", model=spec.name, reported=completion.model, key=key[:12], attempts=attempts,
-                   cached=cached, prompt_tokens=pt, completion_tokens=ct, cost_usd=completion.cost_usd,
+        self._emit("llm.request", model=spec.name, reported=completion.usage.model, key=key[:12], attempts=attempts,
+                   cached=cached, **completion.usage.to_dict(),
                    latency_s=round(completion.latency_s, 3))
         return completion
 
@@ -456,7 +449,7 @@ class LLMClient:
             if attempt < self.retries:
                 wait = self._delay(attempt, fault.retry_after)
                 with self._lock:
-                    self._usage.retries += 1
+                    self._totals.retries += 1
                 self._emit("llm.retry", model=model, key=key[:12], attempt=attempt + 1, cause=fault.kind,
                            detail=fault.detail, wait_s=round(wait, 3))
                 self._gate.sleep(wait)

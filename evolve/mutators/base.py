@@ -20,6 +20,7 @@ from evolve.errors import UserError
 from evolve.plugins import Params as PluginParams
 from evolve.plugins import parse_params
 from evolve.tasks import Constraint, Objective
+from evolve.usage import Usage
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,7 @@ class Mutation:
     source: str | None  # None: rejected before evaluation, reason in ``error``
     mutator: str
     description: str = ""  # one human-readable line saying what changed
-    model: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
+    usage: Usage = Usage()  # what the reply cost, and its model (nothing for a numeric mutation)
     error: str | None = None
     #: Why it was rejected, as counted in the run log: "unparseable", "invalid edit", "request rejected"...
     kind: str | None = None

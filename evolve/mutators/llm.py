@@ -62,10 +62,7 @@ class _LLMMutator(Mutator):
         except LLMRequestError as exc:
             return self.reject(str(exc), kind="request rejected")
         fields: dict[str, Any] = {
-            "model": completion.model,
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "cost_usd": completion.cost_usd,
+            "usage": completion.usage,
             "meta": {"cached": completion.cached, "latency_s": round(completion.latency_s, 3),
                      "finish_reason": completion.finish_reason, "reply": completion.text,
                      "asked": self.asks, "strict": self.strict},

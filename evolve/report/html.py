@@ -193,7 +193,7 @@ def _candidate_table(table_id: str, rows: Sequence[Candidate], meta: RunMeta, li
             cells.append(f'<td data-value="{_num_attr(value)}">{_e(format_metric(value, name, units.get(name, "")))}</td>')
         status = _status(c, meta)
         cells += [f'<td class="text status {status[1]}">{_e(status[0])}</td>',
-                  f'<td class="text">{_e(c.mutator)}{(" · " + _e(c.model)) if c.model else ""}</td>',
+                  f'<td class="text">{_e(c.mutator)}{(" · " + _e(c.usage.model)) if c.usage.model else ""}</td>',
                   f'<td class="text">{" ".join(link(p) for p in c.parents) or "seed"}</td>',
                   f'<td data-value="{c.generation}">{c.generation}</td>',
                   f'<td data-value="{c.result.wall_s:.6g}">{c.result.wall_s:.2f}</td>',
@@ -255,7 +255,7 @@ def _program(c: Candidate, meta: RunMeta, front: set[int], children: dict[int, l
     badges = f'<span class="badge {css}">{_e(status)}</span>'
     if c.id in front:
         badges += '<span class="badge ok">on the front</span>'
-    facts = [("mutator", _e(c.mutator) + (f" ({_e(c.model)})" if c.model else "")),
+    facts = [("mutator", _e(c.mutator) + (f" ({_e(c.usage.model)})" if c.usage.model else "")),
              ("parents", " ".join(link(p) for p in c.parents) or "none (seed)")]
     if children is not None:
         facts.append(("children", " ".join(link(k) for k in children.get(c.id, [])) or "none"))
@@ -263,7 +263,7 @@ def _program(c: Candidate, meta: RunMeta, front: set[int], children: dict[int, l
     facts += [("origin", where), ("intent", _e(c.description or "-"))]
     if c.result.error:
         facts.append(("error", f'<span class="bad">{_e(c.result.error)}</span>'))
-    facts += [("llm", f"{c.prompt_tokens} + {c.completion_tokens} tokens, ${c.cost_usd:.4f}"),
+    facts += [("llm", f"{c.usage.prompt_tokens} + {c.usage.completion_tokens} tokens, ${c.usage.cost_usd:.4f}"),
               ("evaluated", f"{_e(time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(c.created_at)))} "
                             f"in {_e(duration(c.result.wall_s))}"),
               ("commit", f"<code>{_e(c.sha[:12])}</code>")]

@@ -51,7 +51,7 @@ def status_line(run: "EvolutionRun") -> str:
         best = closest_line(run.known.values(), run.task.constraints) or "nothing evaluated yet"
     else:
         best = "best " + best
-    money = f" | {c.tokens} tok ${c.cost_usd:.4f}" if c.tokens else ""
+    money = f" | {c.tokens} tok ${c.spent.cost_usd:.4f}" if c.tokens else ""
     rejected = f" | rejected {c.rejected}" if c.rejected else ""
     return f"feasible {share} | {best}{money}{rejected}"
 
@@ -137,7 +137,7 @@ class RunProgress:
         c = outcome.counters
         self.console.print(f"[bold]{self.run.config.run.name}[/]: stopped — {outcome.stop_reason}")
         self.console.print(f"{c.evaluations} evaluations, {c.rejected} rejected mutations, "
-                           f"{c.tokens} tokens, ${c.cost_usd:.4f}, {c.wall_s:.1f} s")
+                           f"{c.tokens} tokens, ${c.spent.cost_usd:.4f}, {c.wall_s:.1f} s")
         with Archive.open(self.run.archive_dir) as archive:
             print_front(archive, make_console())
         if outcome.interrupted:

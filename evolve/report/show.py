@@ -72,7 +72,7 @@ def _row(c: Candidate) -> dict[str, Any]:
     """The compact view of a candidate used by tables and JSON lists."""
     return {"id": c.id, "sha": c.sha, "status": c.status, "feasible": c.feasible,
             "violation": c.violation, "metrics": c.metrics, "mutator": c.mutator,
-            "model": c.model, "parents": list(c.parents), "generation": c.generation,
+            "model": c.usage.model, "parents": list(c.parents), "generation": c.generation,
             "island": c.island, "description": c.description, "error": c.result.error}
 
 
@@ -166,8 +166,8 @@ def summary_panel(summary: Summary, meta: RunMeta) -> Panel:
 
 def spend_text(summary: Summary) -> tuple[str, str]:
     """The tokens and cost lines: the run's totals, and how much of them no candidate carries."""
-    tokens = f"{summary.prompt_tokens} prompt + {summary.completion_tokens} completion"
-    cost = f"${summary.cost_usd:.4f}"
+    tokens = f"{summary.spent.prompt_tokens} prompt + {summary.spent.completion_tokens} completion"
+    cost = f"${summary.spent.cost_usd:.4f}"
     if summary.other_tokens:
         tokens += f" ({summary.other_tokens} on rejected mutations and agent turns)"
     if summary.other_cost_usd > 5e-5:
@@ -223,12 +223,13 @@ def _header(c: Candidate) -> Table:
     grid.add_row("status", _status_text(c))
     if c.result.error:
         grid.add_row("error", Text(c.result.error, style="red"))
-    grid.add_row("mutator", c.mutator + (f"  ({c.model})" if c.model else ""))
+    grid.add_row("mutator", c.mutator + (f"  ({c.usage.model})" if c.usage.model else ""))
     grid.add_row("parents", " ".join(f"#{p}" for p in c.parents) or "none (seed)")
     where = f"generation {c.generation}" + (f", island {c.island}" if c.island is not None else "")
     grid.add_row("origin", where)
     grid.add_row("intent", c.description or "-")
-    grid.add_row("llm", f"{c.prompt_tokens} + {c.completion_tokens} tokens, ${c.cost_usd:.4f}")
+    u = c.usage
+    grid.add_row("llm", f"{u.prompt_tokens} + {u.completion_tokens} tokens, ${u.cost_usd:.4f}")
     grid.add_row("evaluated", f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(c.created_at))}"
                               f" in {duration(c.result.wall_s)}")
     return grid

@@ -40,7 +40,7 @@ def test_a_session_reads_edits_evaluates_takes_notes_and_submits(tmp_path: Path)
     assert {c.mutator for c in (first, second, third)} == {"agent"}
     assert seed.metrics["error"] > first.metrics["error"] > second.metrics["error"] > third.metrics["error"]
     assert subject(run, first) == "#1 agent: move every value halfway to the target"
-    assert first.extra == {"iteration": 1} and first.prompt_tokens > 0 and first.cost_usd > 0
+    assert first.extra == {"iteration": 1} and first.usage.prompt_tokens > 0 and first.usage.cost_usd > 0
     # the tools answered with the program and with the evaluator's own figures
     results = tool_results(seen[4])
     assert "values = [2.0, -1.0, 0.5, 5.0]" in results[0] and results[1].startswith("edit applied")
@@ -53,7 +53,7 @@ def test_a_session_reads_edits_evaluates_takes_notes_and_submits(tmp_path: Path)
     assert [line.split(" -> ")[1][:4] for line in agent["notes"]["journal"]] == ["kept"] * 3
     assert "best attempt #3" in agent["notes"]["journal"][2] and "evaluation budget spent" in agent["notes"]["journal"][2]
     assert agent["notes"]["scratchpad"] == "iteration 1: halfway helped\niteration 2: halfway helped"
-    assert outcome.counters.prompt_tokens >= sum(c.prompt_tokens for c in (first, second, third)) > 0
+    assert outcome.counters.spent.prompt_tokens >= sum(c.usage.prompt_tokens for c in (first, second, third)) > 0
     transcript = json.loads((run.config.run_dir / "transcripts/iteration-0001.json").read_text())
     assert transcript[-1]["role"] == "tool" and transcript[-1]["content"].startswith("submitted #1")
 

@@ -59,10 +59,11 @@ def test_improve_is_kept_break_is_reverted_and_files_outside_are_discarded(tmp_p
     assert agent["best"] == 3 and agent["tally"] == {"kept": 2, "reverted": 1, "empty": 0}
     assert "-> reverted" in agent["notes"]["journal"][1] and "(unverified): Done" in agent["notes"]["journal"][1]
     # tokens from the JSONL events: three iterations of one turn each
-    c = outcome.counters
+    c = outcome.counters.spent
     assert (c.prompt_tokens, c.completion_tokens) == (3 * 1200, 3 * 80)
     assert c.cost_usd == pytest.approx(3 * (1200 * 2.0 + 80 * 10.0) / 1e6)
-    assert (good.prompt_tokens, good.completion_tokens, good.model) == (1200, 80, Path(sys.executable).name)
+    u = good.usage
+    assert (u.prompt_tokens, u.completion_tokens, u.model) == (1200, 80, Path(sys.executable).name)
     assert good.extra["agent"]["stream"]["cached_input_tokens"] == 300
     assert set(good.extra["timing"]) == {"checkout_s", "agent_s", "cleanup_s"}
     assert (run.config.run_dir / "transcripts/iteration-0001.jsonl").read_text().count("turn.completed") == 1
@@ -97,7 +98,7 @@ def test_token_limits_stop_a_spending_agent_as_it_reports_usage(tmp_path: Path) 
     run, outcome = execute(data)
     c = outcome.counters
     assert "token budget spent" in outcome.stop_reason and c.evaluations == 1
-    assert c.prompt_tokens % 1200 == 0 and 5000 <= c.tokens <= 5000 + 3 * 1280
+    assert c.spent.prompt_tokens % 1200 == 0 and 5000 <= c.tokens <= 5000 + 3 * 1280
     journal = state(run)["strategy"]["notes"]["journal"]
     assert "stopped (token limit of the iteration reached" in journal[0] and "program unchanged" in journal[0]
     assert c.rejected == len(journal) == 2
@@ -195,4 +196,4 @@ def test_real_codex_one_iteration(tmp_path: Path) -> None:
                                              "-C", "{workdir}", "{prompt}"]
     data["budget"] = {"max_evaluations": 2, "max_wall_s": 900}
     run, outcome = execute(data)
-    assert outcome.counters.prompt_tokens > 0 and state(run)["strategy"]["notes"]["journal"]
+    assert outcome.counters.spent.prompt_tokens > 0 and state(run)["strategy"]["notes"]["journal"]

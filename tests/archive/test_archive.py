@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from evolve.archive import Archive, ArchiveError, RunMeta
 from evolve.pareto import non_dominated
+from evolve.usage import Usage
 
 
 def git(archive: Archive, *args: str) -> str:
@@ -86,9 +87,9 @@ def test_ids_are_sequential_and_lookups_accept_id_or_sha_prefix(archive):
 
 def test_commit_parents_tree_and_trailers(archive):
     a, b = archive.add_batch([record(50), record(60, rss=10.0)], {})
-    child, = archive.add_batch([record(45, parents=(a.id, b.id), mutator="llm-diff", model="qwen",
-                                       description="share the embedding", prompt_tokens=900,
-                                       completion_tokens=120, cost_usd=0.002, generation=1,
+    child, = archive.add_batch([record(45, parents=(a.id, b.id), mutator="llm-diff",
+                                       description="share the embedding", usage=Usage(900, 120, 0.002, "qwen"),
+                                       generation=1,
                                        island=0)], {})
     assert git(archive, "rev-list", "--parents", "-n1", a.sha).split() == [a.sha]  # seed: root
     assert git(archive, "rev-list", "--parents", "-n1", child.sha).split() == [child.sha, a.sha, b.sha]
@@ -225,14 +226,14 @@ def test_sorting_limits_and_direction(archive):
 
 
 def test_summary(archive):
-    archive.add_batch([record(30, 25.0, prompt_tokens=100, completion_tokens=10, cost_usd=0.5),
-                       record(20, 40.0, prompt_tokens=50, completion_tokens=5, cost_usd=0.25),
+    archive.add_batch([record(30, 25.0, usage=Usage(100, 10, 0.5)),
+                       record(20, 40.0, usage=Usage(50, 5, 0.25)),
                        record(5, 5.0, accuracy=0.1), record(status="error")], {})
     s = archive.summary()
     assert (s.evaluations, s.feasible, s.front_size) == (4, 2, 2)
     assert s.feasible_pct == 50.0 and s.statuses == {"error": 1, "ok": 3}
     assert s.best == {"params_unique": {"id": 1, "value": 20}, "peak_rss_mib": {"id": 0, "value": 25.0}}
-    assert (s.prompt_tokens, s.completion_tokens, s.cost_usd) == (150, 15, 0.75)
+    assert s.spent == Usage(150, 15, 0.75)
     assert s.eval_wall_s == 2.0 and s.elapsed_s >= 0
 
 
@@ -251,8 +252,8 @@ def test_git_log_tells_the_story_and_fsck_is_clean(archive):
 def test_summary_spend_is_the_runs_counters_when_saved(archive):
     """Rejected mutations and agent turns cost tokens no candidate carries: the run's counters,
     saved with each batch, are the totals; the candidates' sum was short by 5-48 %."""
-    archive.add_batch([record(30, 25.0, prompt_tokens=100, completion_tokens=10, cost_usd=0.5)],
+    archive.add_batch([record(30, 25.0, usage=Usage(100, 10, 0.5))],
                       {"counters": {"prompt_tokens": 400, "completion_tokens": 60, "cost_usd": 2.0, "rejected": 3}})
     s = archive.summary()
-    assert (s.prompt_tokens, s.completion_tokens, s.cost_usd, s.rejected) == (400, 60, 2.0, 3)
+    assert (s.spent, s.rejected) == (Usage(400, 60, 2.0), 3)
     assert (s.other_tokens, s.other_cost_usd) == (350, 1.5)

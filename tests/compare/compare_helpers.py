@@ -9,6 +9,7 @@ from evolve.archive import Archive, RunMeta
 from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.tasks import Constraint, Objective
+from evolve.usage import Usage
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = Constraint("error", "<=", 12.0)
@@ -25,7 +26,7 @@ def record(point: tuple[float, float] | None, parent: int | None, tokens: int = 
                             violation=LIMIT.violation(metrics), wall_s=0.1)
     source = f"values = {list(point) if point else None!r}\nprint(values)\n"
     return Candidate(source=source, result=result, parents=() if parent is None else (parent,),
-                           mutator="seed" if parent is None else "numeric", prompt_tokens=tokens,
+                           mutator="seed" if parent is None else "numeric", usage=Usage(tokens),
                            description=f"point {point}")
 
 

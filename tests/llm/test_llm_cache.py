@@ -29,8 +29,8 @@ def test_same_rng_state_hits_the_cache_and_reports_the_same_cost(tmp_path: Path)
         assert len(server.requests) == 2
     assert (live.cached, again.cached, other.cached) == (False, True, False)
     assert again.text == live.text == "first answer" and other.text == "second answer"
-    assert (again.model, again.prompt_tokens, again.cost_usd) == (live.model, live.prompt_tokens, live.cost_usd)
-    assert llm.usage.cache_hits == 1 and llm.usage.requests == 3
+    assert again.usage == live.usage
+    assert llm.totals.cache_hits == 1 and llm.totals.requests == 3
 
 
 def test_a_resumed_run_replays_without_the_server(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_a_resumed_run_replays_without_the_server(tmp_path: Path) -> None:
         replay.check_reachable()  # nothing to check in replay mode
         rng = random.Random(11)
         replayed = [replay.complete(MESSAGES, rng) for _ in range(5)]
-        assert [(c.text, c.model) for c in replayed] == [(c.text, c.model) for c in original]
+        assert [(c.text, c.usage.model) for c in replayed] == [(c.text, c.usage.model) for c in original]
         assert all(c.cached for c in replayed)
         with pytest.raises(ReplayMiss) as info:
             replay.complete(MESSAGES, random.Random(999))

@@ -20,6 +20,7 @@ from evolve.llm import (
     client_from_config,
 )
 from evolve.testing import FakeLLMServer, Garbage, HTTPFault, Slow, Truncated, rate_limited, server_error
+from evolve.usage import Usage
 
 MESSAGES = [{"role": "user", "content": "improve this program please"}]
 
@@ -34,13 +35,13 @@ def client(server: FakeLLMServer, **kw) -> LLMClient:
 def test_completion_text_tokens_and_cost() -> None:
     with FakeLLMServer(["use a smaller embedding"]) as server, client(server) as llm:
         c = llm.complete(MESSAGES, random.Random(0))
-    assert (c.text, c.model, c.cached, c.attempts) == ("use a smaller embedding", "fake-model", False, 1)
-    assert (c.prompt_tokens, c.completion_tokens) == (4, 4)
-    assert c.cost_usd == pytest.approx((4 * 2.0 + 4 * 8.0) / 1e6)
+    assert (c.text, c.usage.model, c.cached, c.attempts) == ("use a smaller embedding", "fake-model", False, 1)
+    assert (c.usage.prompt_tokens, c.usage.completion_tokens) == (4, 4)
+    assert c.usage.cost_usd == pytest.approx((4 * 2.0 + 4 * 8.0) / 1e6)
     assert c.finish_reason == "stop" and c.latency_s > 0
-    usage = llm.usage
-    assert (usage.requests, usage.prompt_tokens, usage.completion_tokens, usage.retries) == (1, 4, 4, 0)
-    assert usage.cost_usd == pytest.approx(c.cost_usd)
+    totals = llm.totals
+    assert (totals.requests, totals.retries) == (1, 0)
+    assert totals.spent == Usage(4, 4, c.usage.cost_usd)  # run-wide: no model named
 
 
 def test_defaults_and_params_reach_the_server() -> None:
@@ -65,7 +66,7 @@ def test_model_choice_follows_weights_and_the_callers_rng() -> None:
         picks = Counter(llm.pick_model(random.Random(seed)).name for seed in range(400))
         assert picks["off"] == 0
         assert 0.65 < picks["big"] / 400 < 0.85
-        chosen = [llm.complete(MESSAGES, random.Random(7)).model for _ in range(3)]
+        chosen = [llm.complete(MESSAGES, random.Random(7)).usage.model for _ in range(3)]
         assert len(set(chosen)) == 1
 
 
@@ -86,7 +87,7 @@ def test_rate_limit_then_success_honours_retry_after() -> None:
         gap = server.request_times[1] - server.request_times[0]
     assert c.text == "fine" and c.attempts == 2
     assert gap >= 0.3
-    assert llm.usage.retries == 1
+    assert llm.totals.retries == 1
 
 
 def test_server_errors_exhaust_retries_with_a_one_line_error() -> None:
@@ -98,7 +99,7 @@ def test_server_errors_exhaust_retries_with_a_one_line_error() -> None:
     assert "\n" not in message
     assert "failed after 4 attempts" in message and "HTTP 500" in message
     assert info.value.cause == "5xx" and server.base_url not in message  # replayable: no port in it
-    assert llm.usage.retries == 3 and llm.usage.requests == 0
+    assert llm.totals.retries == 3 and llm.totals.requests == 0
 
 
 def test_backoff_grows_exponentially() -> None:
@@ -172,7 +173,7 @@ def test_concurrency_is_bounded() -> None:
             t.join()
         assert len(server.requests) == 6
     assert 1 <= peak[0] <= 2
-    assert llm.usage.requests == 6
+    assert llm.totals.requests == 6
 
 
 def test_api_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,8 +227,8 @@ def test_client_from_config_section() -> None:
             client_from_config(Section())
         with client_from_config(Section(), base_url=server.base_url) as llm:
             c = llm.complete(MESSAGES, random.Random(0))
-    assert (c.model, llm.max_tokens, llm.retries) == ("m1", 99, 1)
-    assert c.cost_usd == pytest.approx((4 * 1.0 + 1 * 3.0) / 1e6)
+    assert (c.usage.model, llm.max_tokens, llm.retries) == ("m1", 99, 1)
+    assert c.usage.cost_usd == pytest.approx((4 * 1.0 + 1 * 3.0) / 1e6)
 
 
 def _ask_in_threads(llm: LLMClient, n: int) -> tuple[list[threading.Thread], list[BaseException]]:

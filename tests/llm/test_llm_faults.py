@@ -200,7 +200,7 @@ def test_the_model_the_server_reports_is_what_a_completion_carries() -> None:
     with FakeLLMServer(["a", Reply("b"), Reply("c", model="other-model")], report_model="fake-model-2026") as server, \
             client(server, events) as llm:
         first, second, third = (llm.complete(MESSAGES, random.Random(i)) for i in range(3))
-    assert (first.model, second.model, third.model) == ("fake-model-2026", "fake-model-2026", "other-model")
+    assert (first.usage.model, second.usage.model, third.usage.model) == ("fake-model-2026", "fake-model-2026", "other-model")
     mismatches = events.named("llm.model_mismatch")
     assert [(e["requested"], e["reported"]) for e in mismatches] == [("fake-model", "fake-model-2026"),
                                                                     ("fake-model", "other-model")]

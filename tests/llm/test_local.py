@@ -181,7 +181,7 @@ def test_server_answers_through_the_openai_client_and_stops_on_close(tmp_path: P
         assert client.base_url.startswith("http://127.0.0.1:") and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
         client.check_reachable()
         answer = client.complete([{"role": "user", "content": "Say hello."}], random.Random(0))
-        assert answer.completion_tokens > 0 and answer.model == SMALLEST and not answer.cached
+        assert answer.usage.completion_tokens > 0 and answer.usage.model == SMALLEST and not answer.cached
     finally:
         client.close()
     assert gone(pid, 1.0) and client.server.process is None

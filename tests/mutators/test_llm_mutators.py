@@ -78,9 +78,10 @@ def test_llm_diff_end_to_end() -> None:
         prompt = server.requests[0]["messages"][1]["content"]
     assert m.source == PARENT.replace("def build(width=4):", "def build(width=2):")
     assert m.description == "I halve the width to cut parameters. [1 block(s), +1/-1 lines from line 6]"
-    assert (m.mutator, m.model, m.error) == ("llm-diff", "coder", None)
-    assert m.prompt_tokens > 50 and m.completion_tokens == len(DIFF_REPLY.split())
-    assert m.cost_usd == pytest.approx((m.prompt_tokens + 2 * m.completion_tokens) / 1e6)
+    u = m.usage
+    assert (m.mutator, u.model, m.error) == ("llm-diff", "coder", None)
+    assert u.prompt_tokens > 50 and u.completion_tokens == len(DIFF_REPLY.split())
+    assert u.cost_usd == pytest.approx((u.prompt_tokens + 2 * u.completion_tokens) / 1e6)
     assert m.meta["cached"] is False and m.meta["reply"] == DIFF_REPLY
     for fragment in ["Add two numbers with a tiny transformer.", "minimise params (count), maximise accuracy",
                      "accuracy >= 0.99", "accuracy=0.5 params=4 (status error)", "RuntimeError: shape mismatch",
@@ -96,7 +97,7 @@ def test_llm_diff_rejections_still_report_their_cost() -> None:
         mutator = make_mutator("llm-diff", llm=client)
         copied, wrong_region, empty = (mutator.mutate(context(seed)) for seed in range(3))
     assert copied.source is None and copied.error.startswith("diff block 1: SEARCH text ('def mean(values):'...) matches nothing")
-    assert copied.completion_tokens > 0 and copied.cost_usd > 0 and copied.model == "coder"
+    assert copied.usage.completion_tokens > 0 and copied.usage.cost_usd > 0 and copied.usage.model == "coder"
     assert wrong_region.error == "diff block 1: SEARCH text lies outside the EVOLVE-BLOCK regions"
     assert empty.error == "no SEARCH/REPLACE blocks found in the reply"
     assert copied.description == f"rejected: {copied.error}"

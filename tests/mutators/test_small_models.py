@@ -83,7 +83,7 @@ def test_unparsable_or_unchanged_replies_are_rejected_before_evaluation() -> Non
     assert broken.source is None and broken.error.startswith("result does not parse: line ")
     assert same.error == "rewrite changes nothing (same code up to formatting and comments)"
     assert prose.error == "no program found in the reply"
-    assert all(m.completion_tokens > 0 and m.description == f"rejected: {m.error}" for m in (broken, same, prose))
+    assert all(m.usage.completion_tokens > 0 and m.description == f"rejected: {m.error}" for m in (broken, same, prose))
 
 
 def test_constants_a_region_rewrite_lost_but_the_program_reads_are_put_back() -> None:

@@ -16,6 +16,7 @@ from evolve.candidate import Candidate
 from evolve.evaluation import EvalResult
 from evolve.report import show
 from evolve.tasks import Constraint, Objective
+from evolve.usage import Usage
 
 ACCURACY = Constraint("accuracy", ">=", 0.99)
 META = RunMeta(run="demo", task="adder",
@@ -41,9 +42,8 @@ def rec(source: str, params: int, speed: float, accuracy: float, *, status: str 
 def run_dir(tmp_path) -> Path:
     with Archive.create(tmp_path / "demo" / "archive", META) as a:
         a.add_batch([rec(SEED, 58, 100.0, 0.9194, description="seed 000")], {})
-        a.add_batch([rec(CHILD, 46, 90.0, 1.0, parents=(0,), mutator="llm-diff", model="qwen",
-                         description="tie the head", prompt_tokens=700, completion_tokens=80,
-                         cost_usd=0.01),
+        a.add_batch([rec(CHILD, 46, 90.0, 1.0, parents=(0,), mutator="llm-diff",
+                         description="tie the head", usage=Usage(700, 80, 0.01, "qwen")),
                      rec(SEED, 95, 300.0, 1.0, parents=(0,), mutator="rewrite")], {})
         a.add_batch([rec(GRANDCHILD, 40, 95.0, 1.0, parents=(1,), mutator="numeric"),
                      rec(CHILD, 0, 0.0, 0.0, status="limit", parents=(1,), mutator="llm-diff")], {})
@@ -172,7 +172,7 @@ def test_show_never_writes_the_repository(run_dir):
 
 def test_the_summary_shows_the_runs_spend_with_what_no_candidate_carries(tmp_path) -> None:
     with Archive.create(tmp_path / "r" / "archive", META) as a:
-        a.add_batch([rec(SEED, 58, 100.0, 0.9194, prompt_tokens=700, completion_tokens=80, cost_usd=0.01)],
+        a.add_batch([rec(SEED, 58, 100.0, 0.9194, usage=Usage(700, 80, 0.01))],
                     {"counters": {"prompt_tokens": 1000, "completion_tokens": 100, "cost_usd": 0.02, "rejected": 2}})
         out = render(show.print_front, a)
     assert "1000 prompt + 100 completion (320 on rejected mutations and agent turns)" in out
