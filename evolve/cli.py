@@ -36,10 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run an evolution from a YAML config")
     r.add_argument("config", type=Path)
     r.add_argument("--resume", action="store_true", help="continue the run if it exists")
-    r.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
-                   help="override a config value (parsed as YAML, validated like the file), repeatable; "
-                        "e.g. --set strategy.params.population=8")
-    r.add_argument("--max-evaluations", type=int, metavar="N", help="same as --set budget.max_evaluations=N")
+    _add_overrides(r, "budget.max_evaluations")
     r.add_argument("--seed", type=int, metavar="N", help="same as --set run.seed=N")
     r.add_argument("--name", metavar="NAME", help="same as --set run.name=NAME")
     r.add_argument("-v", "--verbose", action="store_true", help="print one line per evaluation")
@@ -49,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
 
     rs = sub.add_parser("resume", help="resume an existing run from the config saved in its archive")
     rs.add_argument("run", help="run name (under runs/) or run directory")
+    _add_overrides(rs, "budget.max_evaluations", what="the saved config")
+    rs.add_argument("-v", "--verbose", action="store_true", help="print one line per evaluation")
+    rs.add_argument("--force", action="store_true",
+                    help="continue even if --set changes the experiment (not only budgets)")
     rs.set_defaults(func=cmd_resume)
 
     e = sub.add_parser("eval", help="evaluate one program for a task")
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--reference", action="append", metavar="OBJECTIVE=VALUE",
                    help="hypervolume reference point (default: derived from the runs), repeatable")
     c.add_argument("--report", action="store_true", help="also write report.html in the results directory")
+    _add_overrides(c, "budget.evaluations", what="the COMPARE.yaml", example="repeats=2")
     c.set_defaults(func=cmd_compare)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of a run or a comparison")
@@ -122,6 +124,21 @@ def _parser() -> argparse.ArgumentParser:
     ri.add_argument("run", help="run name (under runs/) or run directory")
     ri.set_defaults(func=cmd_reindex)
     return p
+
+
+def _add_overrides(parser: argparse.ArgumentParser, evaluations_key: str, what: str = "the config",
+                   example: str = "strategy.params.population=8") -> None:
+    """``--set KEY.PATH=VALUE`` (repeatable) and ``--max-evaluations N``, one meaning on every verb."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
+                        help=f"override a value of {what} (parsed as YAML, validated like the file), "
+                             f"repeatable; e.g. --set {example}")
+    parser.add_argument("--max-evaluations", type=int, metavar="N", help=f"same as --set {evaluations_key}=N")
+
+
+def _overrides(args: argparse.Namespace, shortcuts: dict[str, Any]) -> list[str]:
+    """``--set`` values, then the shortcut flags given (``--max-evaluations``...) as ``--set``s."""
+    return list(args.overrides) + [f"{key}={json.dumps(value)}" for key, value in shortcuts.items()
+                                   if value is not None]  # JSON is YAML: --name 007 stays a string
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -249,9 +266,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.force and not args.resume:
         raise UsageError("--force only applies with --resume")
-    shortcuts = {"budget.max_evaluations": args.max_evaluations, "run.seed": args.seed, "run.name": args.name}
-    overrides = list(args.overrides) + [f"{key}={json.dumps(value)}" for key, value in shortcuts.items()
-                                         if value is not None]  # JSON is YAML: --name 007 stays a string
+    overrides = _overrides(args, {"budget.max_evaluations": args.max_evaluations, "run.seed": args.seed,
+                                  "run.name": args.name})
     return _execute(load_config(args.config, overrides), resume=args.resume, verbose=args.verbose, force=args.force)
 
 
@@ -260,12 +276,18 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from evolve.config import parse_config
 
     run_dir = _run_dir(args.run)
+    overrides = _overrides(args, {"budget.max_evaluations": args.max_evaluations})
+    for text in overrides:
+        key = text.partition("=")[0].strip()
+        if key in ("run", "run.name", "run.output_dir"):
+            raise UsageError(f"--set {text}: a resumed run keeps its name and folder "
+                             "(start a new run with `evolve run CONFIG --name NEW`)")
     with Archive.open(run_dir / "archive") as archive:
         saved = (archive.state() or {}).get("config") or archive.meta.config  # the last session's
     # the run lives where it was found, whatever directory it was started from
     where = [f"run.output_dir={json.dumps(str(run_dir.resolve().parent))}"]
-    config = parse_config(saved, f"{run_dir}/archive (saved config)", overrides=where)
-    return _execute(config, resume=True)
+    config = parse_config(saved, f"{run_dir}/archive (saved config)", overrides=overrides + where)
+    return _execute(config, resume=True, verbose=args.verbose, force=args.force)
 
 
 def _execute(config: Any, resume: bool, verbose: bool = False, force: bool = False) -> int:
@@ -337,12 +359,16 @@ def _comparison(args: argparse.Namespace) -> Any:
     for_runs = {"--out": args.out, "--budget": args.budget, "--target": args.target,
                 "--reference": args.reference}
     given = [flag for flag, value in for_runs.items() if value]
+    overrides = _overrides(args, {"budget.evaluations": args.max_evaluations})
     if any(Path(i).suffix in (".yaml", ".yml") for i in inputs):
         if len(inputs) != 1:
             raise UsageError("give one COMPARE.yaml, or run directories, not both")
         if given:
             raise UsageError(f"{', '.join(given)}: only for comparing existing runs (a COMPARE.yaml sets these)")
-        return _run_matrix(load_compare(inputs[0]))
+        return _run_matrix(load_compare(inputs[0], overrides))
+    if overrides:
+        flags = ("--set" if args.overrides else "") + (" --max-evaluations" if args.max_evaluations else "")
+        raise UsageError(f"{flags.strip()}: only with a COMPARE.yaml (existing runs are compared as they are)")
     if len(inputs) == 1:
         path = _run_dir(inputs[0])
         if not is_comparison(path):
@@ -373,8 +399,7 @@ def _run_matrix(spec: Any) -> Any:
     console = make_console(stderr=True)
     outcome = run_matrix(spec, ConsoleListener(console))
     if outcome.interrupted:
-        console.print(f"comparison interrupted: run `evolve compare {spec.source}` again to continue",
-                      highlight=False)
+        console.print(f"comparison interrupted: run `{spec.command}` again to continue", highlight=False)
         return None
     return outcome.comparison
 

@@ -374,12 +374,17 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     try:
         _check_semantics(cfg, source)
     except ConfigError as exc:
-        message = str(exc)
-        if not overrides or not message.startswith(f"{source}: "):
-            raise
-        rest = message[len(source) + 2:]
-        raise ConfigError(f"{_blame(source, rest.partition(':')[0], overrides)}: {rest}") from None
+        raise reblamed(exc, source, overrides) from None
     return cfg
+
+
+def reblamed(exc: ConfigError, source: str, overrides: Sequence[str]) -> ConfigError:
+    """``exc`` (``source: key.path: reason``) naming the ``--set`` that put the bad value there."""
+    message = str(exc)
+    if not overrides or not message.startswith(f"{source}: "):
+        return exc
+    rest = message[len(source) + 2:]
+    return ConfigError(f"{_blame(source, rest.partition(':')[0], overrides)}: {rest}")
 
 
 def _blame(source: str, where: str, overrides: Sequence[str]) -> str:

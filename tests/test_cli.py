@@ -227,3 +227,60 @@ def test_bad_run_override_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest
     assert main(["run", str(ROOT / "configs/toy-islands.yaml"), *extra]) == 2
     assert one_line_error(capsys).startswith(f"evolve: {fragment}")
     assert not (tmp_path / "runs").exists()
+
+
+# --- `evolve resume RUN` takes --set / --max-evaluations under the config-change rules -------------
+@pytest.fixture
+def small_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A finished 2-evaluation toy run under tmp_path/runs/r."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", str(ROOT / "configs/toy-islands.yaml"), "--name", "r", "--max-evaluations", "2"]
+    assert main(argv) == 0
+    return tmp_path / "runs" / "r"
+
+
+def saved_config(run_dir: Path) -> tuple[dict, int]:
+    with Archive.open(run_dir / "archive") as archive:
+        return (archive.state() or {})["config"], len(archive)
+
+
+def test_resume_with_a_bigger_budget_continues_and_saves_it(small_run: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["resume", "r", "--max-evaluations", "4", "--set", "budget.max_wall_s=600"]) == 0
+    err = capsys.readouterr().err
+    assert "budget.max_evaluations: 2 -> 4" in err and "evaluation budget spent (4)" in err
+    config, n = saved_config(small_run)
+    assert n == 4 and config["budget"] == {"max_evaluations": 4, "max_wall_s": 600}
+
+
+def test_resume_refuses_an_experiment_change_without_force(small_run: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Rule: config_changes.refusal (experiment keys need --force), the same as `run --resume`."""
+    capsys.readouterr()
+    assert main(["resume", "r", "--set", "strategy.params.islands=2", "--max-evaluations", "3"]) == 2
+    line = one_line_error(capsys)
+    assert "a different experiment (strategy.params: {'islands': 3" in line and "pass --force" in line
+    assert saved_config(small_run)[1] == 2  # nothing evaluated
+    assert main(["resume", "r", "--set", "strategy.params.islands=2", "--max-evaluations", "3", "--force"]) == 0
+    config, n = saved_config(small_run)
+    assert n == 3 and config["strategy"]["params"]["islands"] == 2
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    # rule: validated like the file, the error blames the --set (config._blame)
+    (["--set", "budget.max_evaluations=0"], "--set budget.max_evaluations=0: budget.max_evaluations: "),
+    (["--max-evaluations", "0"], "--set budget.max_evaluations=0: budget.max_evaluations: "),
+    (["--set", "strategy.parms.x=1"], "--set strategy.parms.x=1: strategy.parms: unknown key; did you mean 'params'?"),
+    # rule: cmd_resume keeps the run where it is
+    (["--set", "run.name=other"], "--set run.name=other: a resumed run keeps its name and folder"),
+    (["--set", "run.output_dir=/tmp/x"], "--set run.output_dir=/tmp/x: a resumed run keeps its name"),
+    # rule: config.parse_override
+    (["--set", "budget"], "--set 'budget': expected KEY.PATH=VALUE"),
+])
+def test_bad_resume_override_is_one_line_exit_2(small_run: Path, capsys: pytest.CaptureFixture[str],
+                                                extra: list[str], fragment: str) -> None:
+    capsys.readouterr()
+    assert main(["resume", "r", *extra]) == 2
+    assert one_line_error(capsys).startswith(f"evolve: {fragment}")
+    assert saved_config(small_run)[1] == 2

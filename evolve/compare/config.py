@@ -10,6 +10,8 @@ rule of run configs holds here too. Errors are one line ``file: key.path: reason
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from evolve.config import ConfigError, RunConfig, parse_config, resolve_objectives
+from evolve.config import ConfigError, RunConfig, apply_overrides, parse_config, reblamed, resolve_objectives
 from evolve.tasks import Constraint, Objective, TaskError, task_class
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -128,14 +130,22 @@ class CompareSpec:
     cells: tuple[Cell, ...]
     objectives: tuple[Objective, ...]
     source: str
+    overrides: tuple[str, ...] = ()  # the command line's --set values, merged into the file
+
+    @property
+    def command(self) -> str:
+        """The command that runs (or continues) this comparison, overrides included."""
+        return " ".join(["evolve compare", shlex.quote(self.source),
+                         *(f"--set {shlex.quote(o)}" for o in self.overrides)])
 
     @property
     def directory(self) -> Path:
         return self.config.directory
 
 
-def load_compare(path: Path | str) -> CompareSpec:
-    """Read and validate a COMPARE.yaml file."""
+def load_compare(path: Path | str, overrides: Sequence[str] = ()) -> CompareSpec:
+    """Read and validate a COMPARE.yaml file, with command-line overrides (``--set key.path=value``,
+    e.g. ``repeats=2`` or ``base.parallel.evaluations=1``) merged in before validation."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such comparison file")
@@ -147,12 +157,24 @@ def load_compare(path: Path | str) -> CompareSpec:
         raise ConfigError(f"{path}:{line}: invalid YAML: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
-    return parse_compare(data, str(path), base_dir=path.resolve().parent)
+    return parse_compare(data, str(path), base_dir=path.resolve().parent, overrides=overrides)
 
 
-def parse_compare(data: Any, source: str = "<compare>", base_dir: Path | None = None) -> CompareSpec:
+def parse_compare(data: Any, source: str = "<compare>", base_dir: Path | None = None,
+                  overrides: Sequence[str] = ()) -> CompareSpec:
     """Validate a mapping (parsed YAML) into a :class:`CompareSpec`, or raise ConfigError. Seed
-    paths are relative to ``base_dir`` (the comparison file's folder) when given, as in a run config."""
+    paths are relative to ``base_dir`` (the comparison file's folder) when given, as in a run config;
+    ``overrides`` are merged in first, so they get the file's checks, and an error names the
+    ``--set`` that caused it."""
+    if overrides:
+        data = apply_overrides(data, overrides)
+    try:
+        return _parse_compare(data, source, base_dir, tuple(overrides))
+    except ConfigError as exc:
+        raise reblamed(exc, source, overrides) from None
+
+
+def _parse_compare(data: Any, source: str, base_dir: Path | None, overrides: tuple[str, ...]) -> CompareSpec:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with name, base, variants and budget")
     try:
@@ -173,7 +195,7 @@ def parse_compare(data: Any, source: str = "<compare>", base_dir: Path | None = 
                   for i, v in enumerate(cfg.variants) for k in range(cfg.repeats))
     objectives = _objectives(cells[0].config, source)
     _check_measures(cfg, objectives, source)
-    return CompareSpec(cfg, cells, objectives, source)
+    return CompareSpec(cfg, cells, objectives, source, overrides)
 
 
 def _cell_config(cfg: CompareConfig, index: int | None, seed: int, source: str,

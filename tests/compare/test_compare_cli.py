@@ -9,6 +9,7 @@ import pytest
 import yaml
 from compare_helpers import ROOT, build_run
 
+from evolve.archive import Archive
 from evolve.cli import main
 
 
@@ -86,3 +87,55 @@ def test_bad_input_is_one_line_and_exit_2(runs, tmp_path: Path, capsys) -> None:
                                               "--target", "error about 3")
     assert "neither a run (no archive/) nor a comparison" in error(capsys, "report", str(tmp_path / "plain"))
     assert "no such run" in error(capsys, "report", str(tmp_path / "missing"))
+
+
+def tiny_compare(tmp_path: Path, budget: dict | None = None) -> Path:
+    config = {"name": "tiny", "base": {"task": {"name": "toy", "constraints": ["error <= 12"]},
+                                       "seeds": [str(ROOT / "seeds/toy/start.py")]},
+              "variants": [{"name": "hill", "strategy": {"name": "hillclimb"}},
+                           {"name": "rand", "strategy": {"name": "random"}}],
+              "repeats": 1, "budget": budget or {"evaluations": 5}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_compare_yaml_takes_overrides_from_the_command_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    """--set and --max-evaluations change the COMPARE.yaml before validation: every cell gets them."""
+    monkeypatch.chdir(tmp_path)
+    tiny_compare(tmp_path)
+    argv = ["compare", "tiny.yaml", "--max-evaluations", "2", "--set", "variants.1.name=rnd",
+            "--set", "base.parallel.evaluations=1"]
+    assert main(argv) == 0
+    assert "[2/2] rnd-s0: started" in capsys.readouterr().err
+    for cell in ("hill-s0", "rnd-s0"):
+        with Archive.open(tmp_path / "runs/tiny" / cell / "archive") as archive:
+            config, n = archive.meta.config, len(archive)
+        assert n == 2 and config["budget"] == {"max_evaluations": 2} and config["parallel"]["evaluations"] == 1
+    assert not (tmp_path / "runs/tiny/rand-s0").exists()
+    assert main(argv) == 0  # the same command again reuses the finished cells
+    assert "[2/2] rnd-s0: reused" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    # rule: CompareConfig (validated like the file), blamed on the --set
+    (["--set", "repeats=0"], "--set repeats=0: repeats: "),
+    (["--set", "base.seeds.0=missing.py"], "--set base.seeds.0=missing.py: base.seeds.0: no such seed file"),
+    (["--set", "base.budget.max_evaluations=3"], "--set base.budget.max_evaluations=3: base.budget: set the budget at the top level"),
+    # rule: CompareBudget._one_kind (a COMPARE.yaml budgets one kind)
+    (["--max-evaluations", "3"], "--set budget.evaluations=3: budget: set exactly one of"),
+])
+def test_bad_compare_override_is_one_line_and_exit_2(tmp_path: Path, capsys, monkeypatch, extra: list[str],
+                                                     fragment: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    tiny_compare(tmp_path, budget={"wall_s": 60} if "--max-evaluations" in extra else None)
+    assert error(capsys, "compare", "tiny.yaml", *extra).startswith(f"evolve: {fragment}")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_overrides_are_refused_when_comparing_existing_runs(runs, capsys) -> None:
+    """Rule: cli._comparison (existing runs are compared as they are)."""
+    assert "--set: only with a COMPARE.yaml" in error(capsys, "compare", str(runs["h"]), str(runs["i"]),
+                                                      "--set", "repeats=2")
+    assert "--max-evaluations: only with a COMPARE.yaml" in error(capsys, "compare", str(runs["h"]),
+                                                                  str(runs["i"]), "--max-evaluations", "2")
