@@ -249,11 +249,18 @@ def _print_result(task: Any, result: Any) -> None:
     for o in task.objectives:
         roles[o.name] = f"{o.goal}imize" + (f" ({o.unit})" if o.unit else "")
     for c in task.constraints:
-        ok = "ok" if c.satisfied(result.metrics) else "VIOLATED"
+        ok = "ok" if c.satisfied(result.metrics) else "VIOLATED" if c.metric in result.metrics else "MISSING"
         roles[c.metric] = (roles.get(c.metric, "") + f" {c.op} {c.value:g} {ok}").strip()
     for name, value in result.metrics.items():
         table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value), roles.get(name, ""))
+    missing = [name for name in roles if name not in result.metrics] if result.ok else []
+    for name in missing:
+        table.add_row(name, "-", roles[name] if roles[name].endswith("MISSING") else f"{roles[name]} MISSING",
+                      style="red")
     console.print(table)
+    if missing:  # a task whose evaluate names a metric differently: nothing it makes can be feasible
+        console.print(f"[bold red]warning:[/] the task declares {', '.join(missing)} but evaluate returned "
+                      f"no such metric (it returned: {', '.join(result.metrics) or 'none'})", highlight=False, soft_wrap=True)
     if result.error:
         console.print(f"[bold red]error:[/] {result.error}")
     if result.info:
@@ -312,12 +319,12 @@ def _execute(config: Any, resume: bool, verbose: bool = False, force: bool = Fal
 
 
 def _run_dir(run: str) -> Path:
-    path = Path(run)
-    if path.is_dir():
-        return path
-    candidate = Path("runs") / run
-    if candidate.is_dir():
-        return candidate
+    """``./RUN`` or ``runs/RUN``, preferring the one that holds a run or a comparison: a task's
+    folder is often named like its run (``evolve new-task half -o half`` makes both)."""
+    places = [p for p in (Path(run), Path("runs") / run) if p.is_dir()]
+    made = [p for p in places if (p / "archive").is_dir() or (p / "comparison.json").is_file()]
+    if made or places:
+        return (made or places)[0]
     known = sorted(p.name for p in Path("runs").glob("*/") if p.is_dir()) if Path("runs").is_dir() else []
     raise UsageError(f"no such run {run!r} (looked for ./{run} and runs/{run})" + _did_you_mean(run, known))
 

@@ -284,3 +284,27 @@ def test_bad_resume_override_is_one_line_exit_2(small_run: Path, capsys: pytest.
     assert main(["resume", "r", *extra]) == 2
     assert one_line_error(capsys).startswith(f"evolve: {fragment}")
     assert saved_config(small_run)[1] == 2
+
+
+def test_a_run_is_preferred_over_a_folder_of_the_same_name(small_run: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """`evolve run r/config.yaml` from the folder holding the task's folder ``r/`` makes runs/r:
+    `evolve show r` shows that run, not the task's folder."""
+    (small_run.parent.parent / "r").mkdir()
+    capsys.readouterr()
+    assert main(["show", "r"]) == 0
+    assert "run r" in capsys.readouterr().out
+
+
+def test_eval_flags_a_declared_metric_the_task_does_not_return(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A task file whose evaluate says ``Error`` for its objective ``error``: eval names it MISSING."""
+    skeleton = tmp_path / "sk"
+    assert main(["new-task", "sk", "-o", str(skeleton)]) == 0
+    task = skeleton / "sk.py"
+    task.write_text(task.read_text().replace('metrics = {"error": error', 'metrics = {"Error": error'))
+    capsys.readouterr()
+    assert main(["eval", str(task), str(skeleton / "seed.py")]) == 0
+    out = capsys.readouterr().out
+    assert "<= 0.01 MISSING" in out
+    assert "the task declares error but evaluate returned no such metric (it returned: Error, chars)" in out
