@@ -11,8 +11,9 @@ and still be compared as one experiment. The keys fall in two groups:
 - **experiment**: everything else (task, seeds, strategy, mutators, models and sampling, the run
   seed, the batch size, the sandbox limits). Resuming with such a change needs ``--force``.
 
-Both configs are the plain dicts of ``RunConfig.to_yaml_dict()``; lists (seeds, mutators, models)
-are compared whole.
+Both configs are the plain dicts of ``RunConfig.to_yaml_dict()``; nested dicts are compared key by
+key (a change names ``strategy.params.migration_interval``, not the whole dict), lists (seeds,
+mutators, models) whole.
 """
 
 from __future__ import annotations
@@ -81,10 +82,12 @@ def compare_configs(saved: dict[str, Any], new: dict[str, Any]) -> ConfigChanges
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys down to the leaves (``strategy.params.islands``), so a refusal names the one
+    parameter that changed, not the whole dict; an empty dict is the same as no key."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and value and name.count(".") < 1:
+        if isinstance(value, dict):
             flat.update(_flatten(value, f"{name}."))
         else:
             flat[name] = value

@@ -260,7 +260,7 @@ def test_resume_refuses_an_experiment_change_without_force(small_run: Path,
     capsys.readouterr()
     assert main(["resume", "r", "--set", "strategy.params.islands=2", "--max-evaluations", "3"]) == 2
     line = one_line_error(capsys)
-    assert "a different experiment (strategy.params: {'islands': 3" in line and "pass --force" in line
+    assert "a different experiment (strategy.params.islands: 3 -> 2)" in line and "pass --force" in line
     assert saved_config(small_run)[1] == 2  # nothing evaluated
     assert main(["resume", "r", "--set", "strategy.params.islands=2", "--max-evaluations", "3", "--force"]) == 0
     config, n = saved_config(small_run)

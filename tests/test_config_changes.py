@@ -58,7 +58,8 @@ def test_plumbing_is_free(edit: dict) -> None:
     ({"llm__temperature": 0.2}, "llm.temperature"),
     ({"run__seed": 2}, "run.seed"),
     ({"parallel__evaluations": 4}, "parallel.evaluations"),
-    ({"task__options": {"timeout_s": 5}}, "task.options"),
+    ({"task__options": {"timeout_s": 5}}, "task.options.timeout_s"),
+    ({"strategy__params": {"islands": 3}}, "strategy.params.islands"),
 ])
 def test_experiment_changes_need_force_with_a_one_line_reason(edit: dict, key: str) -> None:
     changes = compare_configs(SAVED, changed(**edit))
@@ -76,3 +77,19 @@ def test_lists_are_compared_whole_and_long_values_are_cut() -> None:
     changes = compare_configs(SAVED, data)
     assert [c.key for c in changes.experiment] == ["mutators", "seeds"]
     assert all(len(line) < 220 for line in changes.notes())
+
+
+def test_a_nested_change_names_the_one_parameter_not_the_whole_dict() -> None:
+    saved = copy.deepcopy(SAVED)
+    saved["strategy"]["params"] = {"islands": 4, "migration_interval": 5, "elite": [1, 2]}
+    new = copy.deepcopy(saved)
+    new["strategy"]["params"]["migration_interval"] = 10
+    changes = compare_configs(saved, new)
+    assert [c.describe() for c in changes.experiment] == ["strategy.params.migration_interval: 5 -> 10"]
+    assert "islands" not in (changes.refusal("r") or "")
+
+
+def test_an_empty_dict_is_the_same_as_no_key() -> None:
+    new = copy.deepcopy(SAVED)
+    del new["strategy"]["params"]
+    assert not compare_configs(SAVED, new)
