@@ -161,6 +161,20 @@ class BudgetSection(_Strict):
 class ParallelSection(_Strict):
     evaluations: int = Field(default=1, ge=1, le=64)
     llm_requests: int = Field(default=4, ge=1, le=64)
+    #: Where evaluations run: this machine ("local") or the nodes of a Ray cluster ("ray", the
+    #: ``[ray]`` extra; see evolve/parallel/ray_cluster.py). The archive, strategy and LLM stay here.
+    backend: Literal["local", "ray"] = "local"
+    #: The Ray cluster for backend ray: "auto" (the one ``ray start`` runs on this machine, or
+    #: RAY_ADDRESS) or the head node's HOST:PORT.
+    address: str = "auto"
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if v != "auto" and not (sep and host and "/" not in host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"expected auto or HOST:PORT of the Ray head node, e.g. 10.0.0.5:6379 (got {v!r})")
+        return v
 
 
 class SandboxSection(_Strict):
@@ -423,10 +437,22 @@ def _check_semantics(cfg: RunConfig, source: str) -> None:
             check()
         except UserError as exc:
             raise ConfigError(f"{source}: {key}: {exc}") from None
+    if cfg.parallel.backend == "ray" and not _ray_installed():
+        raise ConfigError(f"{source}: parallel.backend: ray needs Ray, which is not installed: pip install -e '.[ray]'")
     total = sum(m.weight for m in cfg.mutators)
     if not math.isfinite(total):
         raise ConfigError(f"{source}: mutators: weights must be finite")
     _check_plugins(cfg, source)
+
+
+def _ray_installed() -> bool:
+    """Whether Ray can be imported (without importing it: a config check stays light)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _check_plugins(cfg: RunConfig, source: str) -> None:

@@ -7,7 +7,8 @@ and still be compared as one experiment. The keys fall in two groups:
   cannot change what is computed: where the endpoint lives and how long to wait for it
   (``llm.base_url``, ``api_key_env``, ``timeout_s``, ``retries``, ``replay``), how many requests
   run at once (``parallel.llm_requests``: each child has its own RNG, so thread timing never
-  changes results), where the run directory lives.
+  changes results), where evaluations run (``parallel.backend``, ``parallel.address``: a node runs
+  the same evaluation as this machine), where the run directory lives.
 - **experiment**: everything else (task, seeds, strategy, mutators, models and sampling, the run
   seed, the batch size, the sandbox limits). Resuming with such a change needs ``--force``.
 
@@ -24,7 +25,8 @@ from typing import Any
 #: Keys (dotted) or key prefixes that may differ on resume without changing the experiment.
 FREE_PREFIXES = ("budget.", "target")
 FREE_KEYS = frozenset({"run.output_dir", "llm.base_url", "llm.api_key_env", "llm.timeout_s", "llm.retries",
-                       "llm.replay", "parallel.llm_requests"})
+                       "llm.replay", "parallel.llm_requests", "parallel.backend",
+                       "parallel.address"})
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ class Counters:
     spent: Usage = Usage()  # every LLM token and dollar of the run (no model: runs mix them)
     wall_s: float = 0.0  # summed over sessions (resumes)
     batches: int = 0
+    evaluations_retried: int = 0  # started again after a cluster node was lost under them
 
     @property
     def tokens(self) -> int:
@@ -129,6 +130,10 @@ class EvolutionRun:
         self.targets: list[Constraint] = config.target_constraints()
         self.strategy: Strategy = make_strategy(config.strategy.name, self.objectives, config.strategy.params)
         self.strategy.preflight()  # e.g. the agent CLI is installed: fail before anything is written
+        if config.parallel.backend == "ray":  # an unreachable cluster, too, leaves nothing behind
+            from evolve.parallel.ray_cluster import connect
+
+            connect(config.parallel.address)
         self.llm = _make_llm(config, self.log) if config.llm is not None else None
         try:
             if self.llm is not None:  # before the archive exists: a dead endpoint leaves nothing behind
@@ -148,6 +153,7 @@ class EvolutionRun:
         self.history: deque[str] = deque(maxlen=HISTORY)
         self.target_hit: int | None = None
         self._evaluator: Evaluator | None = None  # set while executing
+        self._retried_seen = 0  # the evaluator's retries already in the counters
         self._started, self._base_wall = time.monotonic(), 0.0
         self.archive = self._open_archive()
 
@@ -221,10 +227,10 @@ class EvolutionRun:
             limits = limits.with_(disk_mb=self.config.sandbox.disk_mb)
         self.scratch.mkdir(parents=True, exist_ok=True)
         self._started = time.monotonic()
-        self._evaluator = self._make_evaluator(limits)
         interrupted, failure = False, None
         previous = install_ctrl_c()
         try:
+            self._evaluator = self._make_evaluator(limits)  # in the try: a cluster that fails to start closes the run
             if not self.fresh:
                 self._restore()
             self.log.write("run.resume" if self.known else "run.start", candidates=len(self.known),
@@ -256,7 +262,8 @@ class EvolutionRun:
                 self.llm.close()
             restore_ctrl_c(previous)  # last: a second Ctrl-C during the clean-up still exits at once
         self.log.write("run.stop", reason=reason, evaluations=self.counters.evaluations,
-                       rejected=self.counters.rejected, tokens=self.counters.tokens, cost_usd=self.counters.spent.cost_usd)
+                       rejected=self.counters.rejected, retried=self.counters.evaluations_retried,
+                       tokens=self.counters.tokens, cost_usd=self.counters.spent.cost_usd)
         self.log.close()
         return RunOutcome(reason, self.counters, self.target_hit, interrupted, failure)
 
@@ -292,6 +299,12 @@ class EvolutionRun:
             return Mutation(source=None, mutator=mutator.name, error=f"{type(exc).__name__}: {exc}", kind="mutator error")
 
     def _make_evaluator(self, limits: Limits) -> Evaluator:
+        if self.config.parallel.backend == "ray":
+            from evolve.parallel.ray_cluster import RayEvaluator, TaskSpec
+
+            return RayEvaluator(TaskSpec.of(self.task, self.config.task.ref), address=self.config.parallel.address,
+                                slots=self.config.parallel.evaluations, limits=limits, program_name=PROGRAM_NAME,
+                                on_event=self.log.write)
         return LocalEvaluator(self.task, self.scratch, slots=self.config.parallel.evaluations, limits=limits,
                               program_name=PROGRAM_NAME)
 
@@ -302,6 +315,9 @@ class EvolutionRun:
     def _file(self, records: list[Candidate]) -> None:
         """Archive a batch together with the state that produced it (one atomic archive write)."""
         first = len(self.known)
+        if self._evaluator is not None:
+            self.counters.evaluations_retried += self._evaluator.retried - self._retried_seen
+            self._retried_seen = self._evaluator.retried
         for i, record in enumerate(records):
             if self.target_hit is None and self._meets_target(record.result):
                 self.target_hit = first + i

@@ -19,6 +19,9 @@ class Evaluator(ABC):
     """Evaluates candidate sources for one task, ``slots`` at a time."""
 
     slots: int = 1
+    #: Evaluations started again because the worker under them was lost (a cluster's node; never
+    #: locally). The run adds them to its ``evaluations_retried`` counter.
+    retried: int = 0
 
     @abstractmethod
     def submit(self, source: str) -> "Future[EvalResult]":

@@ -1,0 +1,211 @@
+"""The Ray backend on a real multi-node cluster on this machine (Ray's own ``cluster_utils.Cluster``).
+
+One cluster per module: a head node with no CPUs (the driver only: evaluations never run there) and
+two 1-CPU worker nodes; a test that removes nodes leaves the top-up to the ``nodes`` fixture. The
+GCS health check is tightened so a removed node is declared dead in ~1 s instead of ~30 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from evolve.archive import Archive
+from evolve.config import parse_config
+from evolve.errors import UserError
+from evolve.run import EvolutionRun
+from evolve.tasks import load_task_file
+from evolve.testing import sleep_task
+
+pytestmark = pytest.mark.slow  # a cluster takes seconds to start; the module ~1 min
+
+ROOT = Path(__file__).resolve().parents[2]
+SLEEP_TASK = Path(sleep_task.__file__)
+WORKERS = 2
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    fast_death = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300,
+                  "health_check_timeout_ms": 300, "health_check_failure_threshold": 3}
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                         "_system_config": fast_death})
+    try:
+        ray.init(address=c.address, logging_level="ERROR", log_to_driver=False)
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+@pytest.fixture
+def nodes(cluster: Any) -> list[str]:
+    """The ids of the cluster's live 1-CPU worker nodes, topped up to :data:`WORKERS`."""
+    while len(cluster.worker_nodes) < WORKERS:
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    return [n.node_id for n in cluster.worker_nodes]
+
+
+def sleep_evaluator(cluster: Any, sleep_s: float, slots: int) -> Any:
+    from evolve.parallel.ray_cluster import RayEvaluator, TaskSpec
+
+    task = load_task_file(SLEEP_TASK)(sleep_s=sleep_s)
+    return RayEvaluator(TaskSpec.of(task, str(SLEEP_TASK)), address=cluster.address, slots=slots)
+
+
+def wait_until(predicate: Any, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_evaluations_run_on_both_nodes_with_a_task_file_shipped_to_them(cluster: Any, nodes: list[str]) -> None:
+    with sleep_evaluator(cluster, 0.3, slots=2) as evaluator:
+        assert evaluator.slots == 2
+        results = evaluator.evaluate_all([sleep_task.SEED] * 4)
+    assert [(r.status, r.metrics) for r in results] == [("ok", {"error": 4 + 12.25})] * 4
+    assert dict(evaluator.ran_on) == {node: 2 for node in nodes}  # one slot per node, two jobs each
+    assert evaluator.retried == 0
+
+
+def run_config(tmp_path: Path, name: str, backend: str, address: str, **over: Any) -> Any:
+    data: dict[str, Any] = {
+        "run": {"name": name, "output_dir": str(tmp_path / "runs"), "seed": 3},
+        "task": {"name": "toy"},
+        "seeds": [str(ROOT / "seeds/toy/start.py")],
+        "mutators": [{"name": "numeric"}],
+        "budget": {"max_evaluations": 10},
+        "parallel": {"evaluations": 2, "backend": backend, "address": address},
+    }
+    data.update(over)
+    return parse_config(data)
+
+
+def archived(run: EvolutionRun) -> list[tuple[Any, ...]]:
+    with Archive.open(run.archive_dir) as archive:
+        return [(c.id, c.parents, c.source, c.result.status, c.result.metrics, c.result.feasible)
+                for c in archive.candidates()]
+
+
+def test_a_ray_run_archives_what_a_local_run_archives(cluster: Any, nodes: list[str], tmp_path: Path) -> None:
+    """Batch mode on the deterministic toy task: same sources, parents and metrics (no timing or memory
+    figure is a toy metric), wherever the evaluations ran."""
+    runs = {}
+    for backend in ("local", "ray"):
+        runs[backend] = EvolutionRun(run_config(tmp_path, backend, backend, cluster.address))
+        outcome = runs[backend].execute()
+        assert outcome.counters.evaluations == 10 and outcome.counters.evaluations_retried == 0
+    local, remote = archived(runs["local"]), archived(runs["ray"])
+    assert len(local) == 10 and len({c[2] for c in local}) > 5
+    assert remote == local
+
+
+def test_a_node_lost_mid_run_retries_its_evaluations_elsewhere_and_counts_them(cluster: Any, nodes: list[str],
+                                                                              tmp_path: Path) -> None:
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    seed = tmp_path / "seed.py"
+    seed.write_text(sleep_task.SEED)
+    config = run_config(tmp_path, "lost", "ray", cluster.address, seeds=[str(seed)],
+                        task={"file": str(SLEEP_TASK), "options": {"sleep_s": 1.5}},
+                        budget={"max_evaluations": 9}, parallel={"evaluations": 3, "backend": "ray"})
+    log = config.run_dir / "run.log"
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(EvolutionRun(config).execute()))  # the archive is the thread's
+    thread.start()
+    # the seed is filed: the first batch of 3 (one on each node) has just started
+    wait_until(lambda: log.exists() and '"event": "evaluation"' in log.read_text())
+    time.sleep(0.5)
+    cluster.remove_node(doomed)
+    thread.join(timeout=120)
+    assert outcome, "the run did not finish"
+    counters = outcome[0].counters
+    assert counters.evaluations == 9 and counters.evaluations_retried >= 1
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    retries = [e for e in events if e["event"] == "evaluation.retry"]
+    assert len(retries) == counters.evaluations_retried and {e["node"] for e in retries} == {doomed.node_id}
+    assert [e["node"] for e in events if e["event"] == "ray.node_lost"] == [doomed.node_id]
+    assert events[-1]["event"] == "run.stop" and events[-1]["retried"] == counters.evaluations_retried
+    with Archive.open(config.run_dir / "archive") as archive:
+        assert all(c.result.status == "ok" for c in archive.candidates())  # nothing lost, nothing crashed
+        assert archive.state()["counters"]["evaluations_retried"] == counters.evaluations_retried
+
+
+def test_an_evaluation_lost_with_two_nodes_comes_back_crashed(cluster: Any, nodes: list[str]) -> None:
+    evaluator = sleep_evaluator(cluster, 30.0, slots=1)
+    try:
+        [future] = [evaluator.submit(sleep_task.SEED)]
+        by_id = {n.node_id: n for n in cluster.worker_nodes}
+        wait_until(lambda: evaluator.node_of(future) is not None)
+        first = evaluator.node_of(future)
+        time.sleep(0.5)
+        cluster.remove_node(by_id[first])
+        wait_until(lambda: evaluator.node_of(future) not in (None, first))
+        time.sleep(0.5)
+        cluster.remove_node(by_id[evaluator.node_of(future)])
+        result = future.result(timeout=60)
+    finally:
+        evaluator.close()
+    assert result.status == "crashed" and result.error.startswith("the evaluation was lost with its node twice")
+    assert evaluator.retried == 1
+
+
+def test_close_does_not_wait_for_running_evaluations_and_frees_the_cpus(cluster: Any, nodes: list[str]) -> None:
+    import ray
+
+    evaluator = sleep_evaluator(cluster, 30.0, slots=2)
+    futures = [evaluator.submit(sleep_task.SEED) for _ in range(3)]
+    wait_until(lambda: all(evaluator.node_of(f) for f in futures[:2]))
+    time.sleep(0.5)  # both evaluations are running
+    start = time.perf_counter()
+    evaluator.close()
+    assert time.perf_counter() - start < 0.1
+    wait_until(lambda: ray.available_resources().get("CPU", 0) == WORKERS, timeout_s=15)  # the actors are gone
+    assert not any(f.done() for f in futures)  # abandoned, as locally
+
+
+def test_an_unreachable_address_is_one_line_and_leaves_no_run(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    config = run_config(tmp_path, "bad", "ray", "127.0.0.1:1")
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=r"^parallel.address: no Ray cluster answers at '127.0.0.1:1' .*ray start --head") as exc:
+        EvolutionRun(config)
+    assert "\n" not in str(exc.value) and time.perf_counter() - start < 10
+    assert not config.run_dir.exists()
+
+
+def test_backend_ray_without_ray_installed_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    """Rule: ParallelSection's backend check in config._check_semantics (Ray is blocked in a fresh
+    interpreter the way Python blocks imports: ``sys.modules["ray"] = None``)."""
+    data = {"run": {"name": "x"}, "task": {"name": "toy"}, "seeds": [str(ROOT / "seeds/toy/start.py")],
+            "budget": {"max_evaluations": 2}, "parallel": {"backend": "ray"}}
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from evolve.config import parse_config\nfrom evolve.errors import UserError\n"
+            f"try:\n    parse_config({data!r}, 'c.yaml')\nexcept UserError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120).stdout
+    assert out == "c.yaml: parallel.backend: ray needs Ray, which is not installed: pip install -e '.[ray]'\n"
+
+
+@pytest.mark.parametrize("address, rule", [
+    ("ray://10.0.0.5:10001", "expected auto or HOST:PORT"),  # Ray Client addresses: not supported
+    ("10.0.0.5", "expected auto or HOST:PORT"),
+    ("10.0.0.5:99999", "expected auto or HOST:PORT"),
+])
+def test_a_malformed_address_is_a_config_error(tmp_path: Path, address: str, rule: str) -> None:
+    """Rule: ParallelSection._address."""
+    with pytest.raises(UserError, match=rule):
+        run_config(tmp_path, "x", "local", address)
