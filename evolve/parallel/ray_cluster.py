@@ -18,9 +18,11 @@ installed on every node (same version as the driver).
 
 **A node lost** (its actor's calls fail with a Ray actor error): every job it was running starts
 again once on another node (``retried`` counts them; ``on_event`` logs ``evaluation.retry``), the
-node is not used again by this evaluator, and a node that joined since takes its slots. A job lost
-a second time comes back as a ``crashed`` result naming both losses, never dropped. With no node
-left, pending jobs fail with :class:`ClusterError` (the run stops; ``--resume`` continues it).
+node is not used again by this evaluator, and a node that joined since takes its slots (else the
+run goes on with fewer). A job lost a second time comes back as a ``crashed`` result naming both
+losses, never dropped. With no node left, pending jobs fail with :class:`ClusterError` (the run
+stops; ``--resume`` continues it). ``on_event`` (the run log's writer) also gets ``ray.start``
+(each node's slots) and ``ray.node_lost``.
 
 One dispatcher thread makes every Ray call after start-up (results arrive on Ray's callback thread
 and are handed over), so the bookkeeping needs no lock. :meth:`RayEvaluator.close` never waits: it
@@ -229,6 +231,8 @@ class RayEvaluator(Evaluator):
             self._kill_all()
             raise ClusterError(f"an evaluator could not start on the Ray cluster at {self.address!r} "
                                f"(is evolve installed on every node?): {_first_line(exc)}") from None
+        self._on_event("ray.start", address=self.address, slots=self.slots,
+                       nodes={node.id: node.slots for node in placed})
 
     # --- the evaluator interface ---------------------------------------------------------------
     def submit(self, source: str) -> "Future[EvalResult]":

@@ -1,8 +1,9 @@
 """The Ray backend on a real multi-node cluster on this machine (Ray's own ``cluster_utils.Cluster``).
 
 One cluster per module: a head node with no CPUs (the driver only: evaluations never run there) and
-two 1-CPU worker nodes; a test that removes nodes leaves the top-up to the ``nodes`` fixture. The
-GCS health check is tightened so a removed node is declared dead in ~1 s instead of ~30 s.
+two 1-CPU worker nodes; the ``nodes`` fixture tops them up after a test removed some (the tests that
+remove nodes come last, so it rarely has to). The GCS health check is tightened so a removed node
+is declared dead in ~1 s instead of ~30 s.
 """
 
 from __future__ import annotations
@@ -113,6 +114,20 @@ def test_a_ray_run_archives_what_a_local_run_archives(cluster: Any, nodes: list[
     assert remote == local
 
 
+def test_close_does_not_wait_for_running_evaluations_and_frees_the_cpus(cluster: Any, nodes: list[str]) -> None:
+    import ray
+
+    evaluator = sleep_evaluator(cluster, 30.0, slots=2)
+    futures = [evaluator.submit(sleep_task.SEED) for _ in range(3)]
+    wait_until(lambda: all(evaluator.node_of(f) for f in futures[:2]))
+    time.sleep(0.5)  # both evaluations are running
+    start = time.perf_counter()
+    evaluator.close()
+    assert time.perf_counter() - start < 0.1
+    wait_until(lambda: ray.available_resources().get("CPU", 0) == WORKERS, timeout_s=15)  # the actors are gone
+    assert not any(f.done() for f in futures)  # abandoned, as locally
+
+
 def test_a_node_lost_mid_run_retries_its_evaluations_elsewhere_and_counts_them(cluster: Any, nodes: list[str],
                                                                               tmp_path: Path) -> None:
     doomed = cluster.add_node(num_cpus=1)
@@ -135,6 +150,8 @@ def test_a_node_lost_mid_run_retries_its_evaluations_elsewhere_and_counts_them(c
     counters = outcome[0].counters
     assert counters.evaluations == 9 and counters.evaluations_retried >= 1
     events = [json.loads(line) for line in log.read_text().splitlines()]
+    [start] = [e for e in events if e["event"] == "ray.start"]
+    assert start["slots"] == 3 and doomed.node_id in start["nodes"]  # one slot on each of the three nodes
     retries = [e for e in events if e["event"] == "evaluation.retry"]
     assert len(retries) == counters.evaluations_retried and {e["node"] for e in retries} == {doomed.node_id}
     assert [e["node"] for e in events if e["event"] == "ray.node_lost"] == [doomed.node_id]
@@ -161,20 +178,6 @@ def test_an_evaluation_lost_with_two_nodes_comes_back_crashed(cluster: Any, node
         evaluator.close()
     assert result.status == "crashed" and result.error.startswith("the evaluation was lost with its node twice")
     assert evaluator.retried == 1
-
-
-def test_close_does_not_wait_for_running_evaluations_and_frees_the_cpus(cluster: Any, nodes: list[str]) -> None:
-    import ray
-
-    evaluator = sleep_evaluator(cluster, 30.0, slots=2)
-    futures = [evaluator.submit(sleep_task.SEED) for _ in range(3)]
-    wait_until(lambda: all(evaluator.node_of(f) for f in futures[:2]))
-    time.sleep(0.5)  # both evaluations are running
-    start = time.perf_counter()
-    evaluator.close()
-    assert time.perf_counter() - start < 0.1
-    wait_until(lambda: ray.available_resources().get("CPU", 0) == WORKERS, timeout_s=15)  # the actors are gone
-    assert not any(f.done() for f in futures)  # abandoned, as locally
 
 
 def test_an_unreachable_address_is_one_line_and_leaves_no_run(tmp_path: Path) -> None:
