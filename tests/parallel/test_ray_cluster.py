@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -40,6 +42,10 @@ def cluster() -> Iterator[Any]:
 
     fast_death = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300,
                   "health_check_timeout_ms": 300, "health_check_failure_threshold": 3}
+    # The nodes' processes inherit TMPDIR: what a removed node leaves behind (its actor's folder, a
+    # sandbox job still sleeping) lands here and goes with the module, not in /tmp.
+    tmp, old_tmp = tempfile.mkdtemp(prefix="evray"), os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = tmp
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
                                                          "_system_config": fast_death})
     try:
@@ -48,6 +54,19 @@ def cluster() -> Iterator[Any]:
     finally:
         ray.shutdown()
         c.shutdown()
+        os.environ.pop("TMPDIR") if old_tmp is None else os.environ.update(TMPDIR=old_tmp)
+        remove_with_mounts(tmp)
+
+
+def remove_with_mounts(folder: str) -> None:
+    """Remove ``folder``, detaching first the job tmpfs mounts that killed actors left in it."""
+    from evolve.sandbox import jail
+
+    for line in Path("/proc/mounts").read_text().splitlines():
+        mount_point = line.split()[1]
+        if mount_point.startswith(folder + "/"):
+            jail.unmount(mount_point)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -162,7 +181,7 @@ def test_a_node_lost_mid_run_retries_its_evaluations_elsewhere_and_counts_them(c
 
 
 def test_an_evaluation_lost_with_two_nodes_comes_back_crashed(cluster: Any, nodes: list[str]) -> None:
-    evaluator = sleep_evaluator(cluster, 30.0, slots=1)
+    evaluator = sleep_evaluator(cluster, 10.0, slots=1)
     try:
         [future] = [evaluator.submit(sleep_task.SEED)]
         by_id = {n.node_id: n for n in cluster.worker_nodes}
