@@ -77,7 +77,9 @@ class Counters:
     spent: Usage = Usage()  # every LLM token and dollar of the run (no model: runs mix them)
     wall_s: float = 0.0  # summed over sessions (resumes)
     batches: int = 0
-    evaluations_retried: int = 0  # started again after a cluster node was lost under them
+    #: Evaluations started again after a cluster node was lost under them. Saved beside the counters,
+    #: not among them: an older evolve builds its counters from that mapping and knows no such key.
+    evaluations_retried: int = 0
 
     @property
     def tokens(self) -> int:
@@ -88,6 +90,8 @@ class Counters:
         ever written, so an older evolve resumes a newer state and the other way round)."""
         state: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
+            if name == "evaluations_retried":
+                continue
             state.update(self.spent.to_dict() if name == "spent" else {name: getattr(self, name)})
         return state
 
@@ -197,6 +201,7 @@ class EvolutionRun:
         if "rng" in state:
             self.rng.setstate(_rng_from_json(state["rng"]))
         self.counters = Counters.from_state(state.get("counters", {}))
+        self.counters.evaluations_retried = state.get("evaluations_retried", 0)
         self.counters.rejected_in_a_row = 0  # a resumed run gets a fresh streak (e.g. a new model, the endpoint back)
         if isinstance(state.get("history"), list):  # the prompts' history, rejections included
             self.history = deque(state["history"], maxlen=HISTORY)
@@ -209,6 +214,7 @@ class EvolutionRun:
         return {
             "rng": _rng_to_json(self.rng.getstate()),
             "counters": self.counters.to_state(),
+            "evaluations_retried": self.counters.evaluations_retried,
             "mutators": [m.get_state() for m in self.mutators],
             "target_hit": self.target_hit,
             "strategy": self.strategy.get_state(),

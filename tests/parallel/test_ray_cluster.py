@@ -147,6 +147,39 @@ def test_close_does_not_wait_for_running_evaluations_and_frees_the_cpus(cluster:
     assert not any(f.done() for f in futures)  # abandoned, as locally
 
 
+def test_a_driver_killed_with_sigkill_resumes_and_ray_ends_its_actors(cluster: Any, nodes: list[str],
+                                                                    tmp_path: Path) -> None:
+    """The archive is the driver's, so a resume is a local one; Ray ends a dead driver's actors (the
+    CPUs they claimed come back)."""
+    import ray
+
+    seed = tmp_path / "seed.py"
+    seed.write_text(sleep_task.SEED)
+    data = {"run": {"name": "killed", "output_dir": str(tmp_path / "runs"), "seed": 1},
+            "task": {"file": str(SLEEP_TASK), "options": {"sleep_s": 1.0}}, "seeds": [str(seed)],
+            "mutators": [{"name": "numeric"}], "budget": {"max_evaluations": 7},
+            "parallel": {"evaluations": 2, "backend": "ray", "address": cluster.address}}
+    (tmp_path / "c.yaml").write_text(json.dumps(data))  # JSON is YAML
+    log = tmp_path / "runs" / "killed" / "run.log"
+    driver = subprocess.Popen([sys.executable, "-c", "import sys\nfrom evolve.cli import main\nsys.exit(main(sys.argv[1:]))",
+                               "run", str(tmp_path / "c.yaml")], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: log.exists() and log.read_text().count('"event": "evaluation"') >= 3, timeout_s=60)
+        time.sleep(0.3)  # the next batch is running on the cluster
+    finally:
+        driver.kill()
+        driver.wait()
+    wait_until(lambda: ray.available_resources().get("CPU", 0) == WORKERS, timeout_s=30)
+    with Archive.open(tmp_path / "runs" / "killed" / "archive") as archive:
+        assert 3 <= len(archive.candidates()) < 7  # killed mid-run
+    outcome = EvolutionRun(parse_config(data), resume=True).execute()
+    assert outcome.counters.evaluations == 7
+    with Archive.open(tmp_path / "runs" / "killed" / "archive") as archive:
+        assert [c.id for c in archive.candidates()] == list(range(7))
+        assert all(c.result.status == "ok" for c in archive.candidates())
+
+
 def test_a_node_lost_mid_run_retries_its_evaluations_elsewhere_and_counts_them(cluster: Any, nodes: list[str],
                                                                               tmp_path: Path) -> None:
     doomed = cluster.add_node(num_cpus=1)
@@ -177,7 +210,7 @@ def test_a_node_lost_mid_run_retries_its_evaluations_elsewhere_and_counts_them(c
     assert events[-1]["event"] == "run.stop" and events[-1]["retried"] == counters.evaluations_retried
     with Archive.open(config.run_dir / "archive") as archive:
         assert all(c.result.status == "ok" for c in archive.candidates())  # nothing lost, nothing crashed
-        assert archive.state()["counters"]["evaluations_retried"] == counters.evaluations_retried
+        assert archive.state()["evaluations_retried"] == counters.evaluations_retried
 
 
 def test_an_evaluation_lost_with_two_nodes_comes_back_crashed(cluster: Any, nodes: list[str]) -> None:
