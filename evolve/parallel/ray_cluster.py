@@ -12,9 +12,10 @@ one per CPU), so a 2-slot run on a 2-node cluster uses both nodes.
 
 **The task on a node** is rebuilt from a :class:`TaskSpec`: a built-in task's name, or a task file's
 text (only that one file travels, through Ray: it is written to the node's own folder and loaded
-from there; a task file that reads files beside it needs them on every node), plus the parsed
-options with the run's hidden seed, the objectives and the constraints. evolve itself must be
-installed on every node (same version as the driver).
+from there), plus the parsed options with the run's hidden seed, the objectives and the
+constraints. Files the task reads (beside a task file, or path options such as microgpt's
+``reference``) must exist at the same paths on every node, and so must evolve itself (the
+driver's version).
 
 **A node lost** (its actor's calls fail with a Ray actor error): every job it was running starts
 again once on another node (``retried`` counts them; ``on_event`` logs ``evaluation.retry``), the
@@ -74,9 +75,9 @@ def connect(address: str) -> bool:
         raise ClusterError(f"parallel.backend: ray needs Ray, which is not installed: {INSTALL}") from None
     if address != "auto":
         _check_reachable(address)
-    if ray.is_initialized():
+    if ray.is_initialized():  # e.g. a test's cluster, or the previous cell of `evolve compare`
         connected = str(ray.get_runtime_context().gcs_address)
-        if address not in ("auto", connected):
+        if address != "auto" and address.rpartition(":")[2] != connected.rpartition(":")[2]:
             raise ClusterError(f"parallel.address: this process is already connected to the Ray cluster at "
                                f"{connected!r}, not {address!r}")
         return False
