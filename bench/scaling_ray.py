@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--no-run", action="store_true", help="measure the evaluator only")
     args = parser.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the cluster's processes inherit it: nothing is sent
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:

@@ -42,10 +42,12 @@ def cluster() -> Iterator[Any]:
 
     fast_death = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300,
                   "health_check_timeout_ms": 300, "health_check_failure_threshold": 3}
-    # The nodes' processes inherit TMPDIR: what a removed node leaves behind (its actor's folder, a
-    # sandbox job still sleeping) lands here and goes with the module, not in /tmp.
-    tmp, old_tmp = tempfile.mkdtemp(prefix="evray"), os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = tmp
+    # The nodes' processes inherit the environment: TMPDIR keeps what a removed node leaves behind (its
+    # actor's folder, a sandbox job still sleeping) in a folder that goes with the module, not in
+    # /tmp; no usage statistics are sent anywhere (the tests run offline).
+    tmp = tempfile.mkdtemp(prefix="evray")
+    saved = {k: os.environ.get(k) for k in ("TMPDIR", "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(TMPDIR=tmp, RAY_USAGE_STATS_ENABLED="0")
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
                                                          "_system_config": fast_death})
     try:
@@ -54,7 +56,8 @@ def cluster() -> Iterator[Any]:
     finally:
         ray.shutdown()
         c.shutdown()
-        os.environ.pop("TMPDIR") if old_tmp is None else os.environ.update(TMPDIR=old_tmp)
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.update({key: value})
         remove_with_mounts(tmp)
 
 
