@@ -46,7 +46,10 @@ def test_budgets_may_change_and_say_how() -> None:
 
 
 @pytest.mark.parametrize("edit", [{"llm__base_url": "http://127.0.0.1:9000/v1"}, {"llm__retries": 8},
-                                  {"llm__replay": True}, {"parallel__llm_requests": 1}, {"run__output_dir": "elsewhere"}])
+                                  {"llm__replay": True}, {"parallel__llm_requests": 1}, {"run__output_dir": "elsewhere"},
+                                  # where evaluations run (SAVED predates these keys, as older runs do)
+                                  {"parallel__backend": "local"}, {"parallel__backend": "ray"},
+                                  {"parallel__address": "10.0.0.5:6379"}])
 def test_plumbing_is_free(edit: dict) -> None:
     changes = compare_configs(SAVED, changed(**edit))
     assert len(changes.free) == 1 and not changes.experiment
