@@ -5,7 +5,8 @@ keeps what was evaluated, the run log keeps what happened on the way. Each line 
 ``{"t": <unix time>, "event": <name>, ...fields}``. The LLM client writes ``llm.request``,
 ``llm.retry`` (``cause``: the fault kind, ``wait_s``), ``llm.failed`` (``error``), ``llm.cancelled``,
 ``llm.model_mismatch`` and ``llm.endpoint_lost``; the run writes ``run.start``, ``run.resume``,
-``rejection`` (``kind``, ``reason``), ``evaluation`` and ``run.stop``.
+``rejection`` (``kind``, ``reason``), ``evaluation`` and ``run.stop``; on a Ray cluster the
+evaluator writes ``ray.start`` (each node's slots), ``ray.node_lost`` and ``evaluation.retry``.
 
 Writers are threads of one process (the run's mutation pool, abandoned LLM attempts), so every line
 is written whole under a lock and flushed; a line torn by a SIGKILL is closed off on the next open
