@@ -61,6 +61,13 @@ from evaluators._ops import (
     SOFTMAX_OPS,
     VIEW_OPS,
 )
+from evaluators._folding import Fold, fold, folded_cost
+from evaluators._graph_args import SIZE_SLOTS
+from evaluators._graph_args import all_args as _all_args
+from evaluators._graph_args import is_value_slot as _is_value_slot
+from evaluators._graph_args import refs as _refs
+from evaluators._graph_args import scalars as _scalars
+from evaluators._graph_args import schema_slots as _schema_slots
 from evaluators._torch_model import PY_OPS, Graph, Node, Program, RuleError, _Ref, count_parameters
 
 SCALAR_OP = "aten.scalar_tensor.default"
@@ -68,21 +75,6 @@ _FLOAT_BYTES = {torch.float16: 2, torch.bfloat16: 2, torch.float32: 4, torch.flo
 
 
 # --- dataflow -----------------------------------------------------------------------------------------
-
-
-def _refs(value: Any) -> Iterator[str]:
-    if isinstance(value, _Ref):
-        yield value.name
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _refs(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _refs(v)
-
-
-def _all_args(node: Node) -> list[Any]:
-    return [*node.args, *node.kwargs.values()]
 
 
 @dataclass
@@ -139,38 +131,15 @@ def _lookup(node: Node, flow: Flow) -> None:
 # --- literals -------------------------------------------------------------------------------------
 
 
-def _schema_slots(node: Node) -> list[tuple[str, str, Any, Any]]:
-    """``(arg name, schema type, default, value)`` for every argument the node passes."""
-    schema = node.fn._schema  # type: ignore[attr-defined]
-    args = schema.arguments
-    slots = [(a.name, str(a.type), a.default_value, v) for a, v in zip(args, node.args)]
-    by_name = {a.name: a for a in args}
-    for key, v in node.kwargs.items():
-        a = by_name.get(key)
-        slots.append((key, str(a.type) if a else "unknown", a.default_value if a else None, v))
-    return slots
-
-
-def _is_value_slot(type_name: str) -> bool:
-    return any(word in type_name for word in ("Tensor", "number", "float", "Scalar", "unknown"))
-
-
-def _scalars(value: Any) -> Iterator[Any]:
-    if isinstance(value, (bool, int, float)):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _scalars(v)
-
-
 @dataclass(frozen=True)
 class Literals:
     values: Counter  # literal value (as written) -> occurrences entering value computations
     structure: Counter  # shape/dim/index/flag literals: listed, not counted
 
 
-def literals(graph: Graph) -> Literals:
-    """Sort the graph's literals into counted values and structure."""
+def literals(graph: Graph, constant: frozenset[str] = frozenset()) -> Literals:
+    """Sort the graph's literals into counted values and structure. Nodes in ``constant`` (built from
+    structure, see ``evaluators/_folding.py``) are skipped: their literals are counted with their fold."""
     nodes = {n.name: n for n in graph.nodes}
     values: Counter = Counter()
     structure: Counter = Counter()
@@ -178,7 +147,7 @@ def literals(graph: Graph) -> Literals:
     forced = forced_sizes(graph)
     live = _reaches_output(graph)
     for node in graph.nodes:
-        if node.op in PY_OPS:
+        if node.op in PY_OPS or node.name in constant:
             continue
         for name, type_name, default, v in _schema_slots(node):
             if name in SIZE_SLOTS.get(node.op, ()) and node.name in live:
@@ -194,20 +163,11 @@ def literals(graph: Graph) -> Literals:
                 structure.update(_key(s) for s in _scalars(v))
     for node in graph.nodes:
         if node.op in SIZE_OPS:
-            target = values if node.name in value_sizes else structure
+            target = values if node.name in value_sizes and node.name not in constant else structure
             target.update(_key(s) for s in _scalars(list(node.args)))
         elif node.op == "operator.getitem":
             structure.update(_key(s) for s in _scalars(list(node.args[1:])))
     return Literals(values, structure)
-
-
-#: Size arguments that make new elements out of nothing: ``ones(n).sum()``, ``x.expand(n).sum()``,
-#: ``pad(x, [0, n]).mean()`` turn the literal ``n`` into a value, so it counts like one.
-SIZE_SLOTS: dict[str, tuple[str, ...]] = {
-    "aten.ones.default": ("size",), "aten.zeros.default": ("size",), "aten.full.default": ("size",),
-    "aten.eye.default": ("n",), "aten.expand.default": ("size",), "aten.repeat.default": ("repeats",),
-    "aten.constant_pad_nd.default": ("pad",), "aten.pad.default": ("pad",),
-}
 
 
 def forced_sizes(graph: Graph) -> set[int]:
@@ -242,28 +202,37 @@ def _key(value: Any) -> str:
 
 @dataclass(frozen=True)
 class StrictCount:
-    """``params``: stored float32 units plus counted literals; the parts are reported too."""
+    """``params``: stored float32 units, counted literals and folded constants; the parts too."""
 
     params: int
     stored_units: int
     literals: int
     structure_literals: int
+    folded_units: int = 0
+    folded: tuple[str, ...] = ()  # ``"node: cost (elements|generator)"`` per folded value
 
 
-def strict_count(program: Program) -> StrictCount:
-    """Count every number the computation depends on (see the module docstring for the rules)."""
+def strict_count(program: Program, prompts: torch.Tensor, max_len: int) -> StrictCount:
+    """Count every number the computation depends on (see the module docstring for the rules).
+
+    ``prompts`` padded up to each length are the folding's probe (``evaluators/_folding.py``)."""
     storages: dict[int, int] = {}
     for _, t in program.tensors():
         storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
     stored = sum(math.ceil(n / 4) for n in storages.values())
     counted: Counter = Counter()
     structure: Counter = Counter()
+    folds: list[Fold] = []
     for graph in program.graphs:
-        found = literals(graph)
+        lengths = range(prompts.shape[1], max_len + 1) if graph.seq_len is None else (graph.seq_len,)
+        graph_folds = [fold(graph, prompts, n) for n in lengths]
+        folds += graph_folds
+        found = literals(graph, frozenset().union(*(f.constant for f in graph_folds)))
         counted |= found.values  # one graph per length repeats the same literals: count them once
         structure |= found.structure
     n_literals = sum(counted.values())
-    return StrictCount(stored + n_literals, stored, n_literals, sum(structure.values()))
+    n_folded, items = folded_cost(folds)
+    return StrictCount(stored + n_literals + n_folded, stored, n_literals, sum(structure.values()), n_folded, tuple(items))
 
 
 # --- probe run: casts and attention -------------------------------------------------------------
@@ -471,7 +440,7 @@ def inspect_program(program: Program, prompts: torch.Tensor, max_len: int) -> tu
         for trace in traces:
             check_casts(graph, trace.env)
         per_graph.append(attention_ops(graph, flow, traces))
-    strict, board = strict_count(program), count_parameters(program)
+    strict, board = strict_count(program, prompts, max_len), count_parameters(program)
     metrics = {
         "params": strict.params,
         "params_adderboard": board.unique,
@@ -482,6 +451,7 @@ def inspect_program(program: Program, prompts: torch.Tensor, max_len: int) -> tu
         "attention_ops": min(per_graph),
     }
     info = {"stored_units": strict.stored_units, "value_literals": strict.literals,
+            "folded_units": strict.folded_units, "folded": list(strict.folded[:20]),
             "structure_literals": strict.structure_literals}
     return metrics, info
 

@@ -204,22 +204,29 @@ class Graph:
     def __call__(self, tokens: torch.Tensor) -> Any:
         return self.run(tokens)[1]
 
-    def run(self, tokens: torch.Tensor, replace: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+    def run(self, tokens: torch.Tensor, replace: dict[str, Any] | None = None,
+            stored: dict[str, torch.Tensor] | None = None, snapshot: bool = False) -> tuple[dict[str, Any], Any]:
         """Run every node on ``tokens``; returns the value of every node and the output.
 
-        ``replace`` gives some nodes a value instead of computing it (the attention ablation)."""
-        env: dict[str, Any] = {i.name: tokens if i.kind == "input" else i.tensor for i in self.inputs}
-        stored = [tokens] + [i.tensor for i in self.inputs if i.tensor is not None]
-        versions = [t._version for t in stored]
+        ``replace`` gives some nodes a value instead of computing it (the attention ablation);
+        ``stored`` replaces some stored tensors, by input name (the folding's perturbed run);
+        ``snapshot`` returns a copy of each value as it was computed, before any later in-place op."""
+        stored = stored or {}
+        env: dict[str, Any] = {i.name: tokens if i.kind == "input" else stored.get(i.name, i.tensor) for i in self.inputs}
+        watched = [env[i.name] for i in self.inputs if env[i.name] is not None]
+        versions = [t._version for t in watched]
         replace = replace or {}
+        values: dict[str, Any] = {}
         for node in self.nodes:
             if node.name in replace:
                 env[node.name] = replace[node.name]
-                continue
-            env[node.name] = node.fn(*_bind(node.args, env), **_bind(node.kwargs, env))
-        if [t._version for t in stored] != versions:
+            else:
+                env[node.name] = node.fn(*_bind(node.args, env), **_bind(node.kwargs, env))
+            if snapshot:
+                values[node.name] = _copy(env[node.name])
+        if [t._version for t in watched] != versions:
             raise ArtefactError("the model modified its input or its own tensors during forward")
-        return env, _bind(self.output, env)
+        return (values if snapshot else env), _bind(self.output, env)
 
 
 class Program:
@@ -397,6 +404,14 @@ def _bind(value: Any, env: dict[str, Any]) -> Any:
         return tuple(_bind(v, env) for v in value)
     if isinstance(value, dict):
         return {k: _bind(v, env) for k, v in value.items()}
+    return value
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
     return value
 
 

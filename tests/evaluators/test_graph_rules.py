@@ -169,8 +169,11 @@ def test_value_literals_are_counted_and_structure_is_listed(tmp_path):
     found = literals(program.graphs[0])
     assert sorted(found.values) == ["0.5", "3", "7.0"] and sum(found.values.values()) == 3
     assert found.structure["2"] >= 2 and found.structure["4"] >= 1
-    count = strict_count(program)
-    assert (count.params, count.stored_units, count.literals) == (16 + 3, 16, 3)
+    count = strict_count(program, PROMPTS, MAX_LEN)
+    # rule folded-constant: full((1,), 7.0) is built from structure, so it is counted as a folded
+    # constant (1 element) instead of a literal, and arange(t).view(1, t, 1) costs its generator
+    # (arange 1 + view 1 + its literals 1, 1 + the length in its size list 1 = 5, fewer than t >= 5)
+    assert (count.params, count.stored_units, count.literals, count.folded_units) == (16 + 2 + 1 + 5, 16, 2, 6)
 
 
 class SizedValues(nn.Module):
@@ -189,6 +192,53 @@ def test_sizes_that_make_values_count_as_literals(tmp_path):
     found = literals(loaded(SizedValues(), tmp_path).graphs[0])
     assert {k: found.values[k] for k in ("9045", "7", "29")} == {"9045": 1, "7": 1, "29": 1}  # rule size-literal
     assert "4" not in found.values and str(MAX_LEN) not in found.values
+
+
+class Made(nn.Module):
+    """One stored table; a number built from structure in one of several spellings."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(4, 4)
+        self.how = how
+
+    def forward(self, tokens):
+        x = self.embed(tokens)
+        if self.how == "w_over_w":  # stored values cancel: the result is ones, whatever they are
+            one = self.embed.weight[:1, :1] / self.embed.weight[:1, :1]
+        elif self.how == "x_over_x":  # token values cancel just as well
+            one = (x / x)[:1, :1, :1].reshape(1, 1)
+        else:  # "ones"
+            one = torch.ones(1, 1)
+        two = one + one
+        return x * (two + two + one)  # 5, with no literal saying so
+
+
+@pytest.mark.parametrize("how", ["ones", "w_over_w", "x_over_x"])
+def test_numbers_built_from_structure_are_folded_and_counted(tmp_path, how):
+    count = strict_count(loaded(Made(how), tmp_path), PROMPTS, MAX_LEN)
+    # rule folded-constant: the 5 is the same whatever the tokens and weights; it hands the model one
+    # element, so it costs 1 (its generator, 4+ nodes, is longer), and no literal is involved
+    assert (count.stored_units, count.literals, count.folded_units, count.params) == (16, 0, 1, 17), count.folded
+    assert any(item.endswith(": 1 (elements)") for item in count.folded)
+
+
+class PositionCode(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(4, 4)
+
+    def forward(self, tokens):
+        pos = torch.arange(tokens.shape[1], dtype=torch.float32).view(-1, 1)
+        return self.embed(tokens) + torch.sin(pos * 0.5)  # [t, 1]: t numbers from 4 nodes
+
+
+def test_a_position_code_costs_its_generator_not_its_elements(tmp_path):
+    count = strict_count(loaded(PositionCode(), tmp_path), PROMPTS, MAX_LEN)
+    # arange 1, view 1 + its 2 literals, mul 1 + 0.5, sin 1: 7 units, fewer than its up to 8 elements
+    assert (count.folded_units, count.literals, count.params) == (7, 0, 16 + 7), count.folded
+    assert count.folded == ("sin: 7 (generator)",)
 
 
 class Stored(nn.Module):
@@ -210,7 +260,7 @@ def test_storage_is_counted_in_float32_units(tmp_path, dtype, units):
 
 def test_a_cast_that_rounds_values_is_refused(tmp_path):
     program = loaded(Stored(torch.float64), tmp_path)
-    assert strict_count(program).stored_units == 32 + 3  # float64: 2 units per element
+    assert strict_count(program, PROMPTS, MAX_LEN).stored_units == 32 + 3  # float64: 2 units per element
     with pytest.raises(RuleError, match="^narrowing-cast: .*torch.float64 to torch.float32"):
         inspect_program(program, PROMPTS, MAX_LEN)
 
