@@ -21,6 +21,9 @@ candidate is told in one line which rule caught it. The rules:
   them, or a lookup into a table computed from literals (``arange(10)[tokens]``), is refused.
 - ``narrowing-cast``: no cast that drops information from values (float -> int, float64 -> float32,
   ...): such casts round, and rounding unpacks numbers hidden in the low bits of another.
+- ``folded-constant`` (``evaluators/_folding.py``): the graph must run with shuffled tokens and
+  perturbed stored tensors; the nodes whose value does not change are constants built from
+  structure, and what they hand the model is counted in ``params``.
 
 The strict count ``params`` (see :func:`strict_count`) is what the search minimises: the stored
 bytes of every parameter, buffer and lifted constant (each storage once, tied tensors once) in
@@ -30,7 +33,9 @@ operator's default, or to the graph's own sequence length, is not the model's). 
 and flag arguments are structure: listed (``info["structure_literals"]``), not counted, except a
 size that makes new elements (:data:`SIZE_SLOTS`: ``ones(n).sum()`` is ``n``), which counts unless
 it is forced (:func:`forced_sizes`). Sizes of views, slices and reshapes only rearrange or drop
-elements that are already counted, so they stay structure.
+elements that are already counted, so they stay structure. Plus the folded constants
+(``evaluators/_folding.py``): each value built from structure that enters the model costs the fewer
+of its elements and its generator, and the literals inside it are not counted a second time.
 
 ``attention_ops`` (see :func:`attention_ops`) counts only real attention, found by dataflow on the
 graph and shapes from a probe run: a normalisation (softmax, fused attention, or exp over a sum of

@@ -54,20 +54,41 @@ with ``"the checker refused the graph: <rule>: <one-line reason>"``; details in
 - ``token-lookup``: token ids enter only through embedding-style lookups into a table built from
   stored tensors (or single counted literals); no arithmetic or comparison on token ids.
 - ``narrowing-cast``: no cast that rounds values (float -> int, float64 -> float32).
+- ``folded-constant``: the graph must run on the probe with its tokens shuffled and its stored
+  tensors perturbed (an honest graph runs on any weights of its shapes); what it builds from
+  structure is counted (see Counting).
 - A checker that crashes, runs out of memory or time is the artefact's doing: ``invalid`` too.
 
 Counting. ``params`` is the strict count the search minimises: the bytes of every parameter,
 buffer and lifted constant, each storage once, in float32 units (float64 costs 2 per element, a
 bool mask 1 per 4 elements), plus every scalar literal that enters a value computation (a literal
-in ``forward`` is a number the model depends on; so is each integer of a ratio). Shape, dim, index
-and flag arguments are structure: ``info["structure_literals"]`` lists how many. A literal equal to
-the operator's default or to the graph's sequence length is free. A size that makes new elements
-(``ones``/``zeros``/``full``/``eye`` sizes, ``expand``, ``repeat`` and pad sizes, and literals in
-size arithmetic feeding them) is a value: ``ones(9045).sum()`` is 9045, so the size counts, unless
-it is forced (the sequence length, a dim of a stored non-empty tensor, or -1/0/1). ``params_adderboard`` is the
-AdderBoard convention (elements of every stored tensor, tied ones once, bool masks excluded,
-literals free), reported for comparison with the leaderboard and never optimised; ``params_numel``,
-``params_nonzero``, ``constants_numel`` and ``mask_numel`` break it down.
+in ``forward`` is a number the model depends on; so is each integer of a ratio), plus every number
+the graph builds from structure (``folded-constant``). Shape, dim, index and flag arguments are
+structure: ``info["structure_literals"]`` lists how many. A literal equal to the operator's default
+or to the graph's sequence length is free. A size that makes new elements (``ones``/``zeros``/
+``full``/``eye`` sizes, ``expand``, ``repeat`` and pad sizes, and literals in size arithmetic feeding
+them) is a value: ``w.expand(9045).sum()`` is 9045 w, so the size counts, unless it is forced (the
+sequence length, a dim of a stored non-empty tensor, or -1/0/1).
+
+``folded-constant`` (``evaluators/_folding.py``): the checker constant-folds the graph. A node whose
+value stays the same when the probe's tokens are shuffled and every stored tensor is perturbed
+depends on neither, whatever spells it: ``ones(1) + ones(1)``, ``w / w``, ``cat([one] * k)``,
+``eye(1)``, ``x.shape[1]`` or ``arange(T)[1]`` used as a value, ``ones(n).sum()``. Where such a constant
+enters the model (read as a value or an index by a node that is not constant) it costs the fewer
+of its elements and its generator (the constant subgraph written out: 1 per node, 1 per int or
+float literal, 1 per entry of a tensor list; reading the input's shape is free; a generator shared
+by several constants counts once). Its literals are not counted again. Rebuilding a weight from
+structure therefore costs at least as much as storing it. Positional codes and masks are not
+exempt: a sinusoidal code or a causal mask from ``arange`` costs its generator, a dozen units, and
+an exempt mask or index tensor would smuggle weights as bits (``table[bits]``). The seeds pay for
+theirs: nanogpt58 25 (position code 19, ``arange(10)`` and its square 4, two ``zeros_like`` 2), so
+its strict count is 83, not the 64 counted before folding; binary46 1 (1273), tinyadder 35 (ALiBi
+bias and two causal masks: 2791). ``info["folded_units"]`` and ``info["folded"]`` (one
+``"node: cost (elements|generator)"`` per constant) say what was counted.
+
+``params_adderboard`` is the AdderBoard convention (elements of every stored tensor, tied ones once,
+bool masks excluded, literals free), reported for comparison with the leaderboard and never
+optimised; ``params_numel``, ``params_nonzero``, ``constants_numel`` and ``mask_numel`` break it down.
 
 ``attention_ops`` counts only real attention: a normalisation over the key axis of scores that
 depend on the tokens, with a query and a key axis of sequence length, contracted over the key axis
@@ -86,6 +107,12 @@ literal counts per occurrence, so packing pays only when one set of unpacking co
 by a whole vector; such a candidate is recorded with its honest strict count of stored units and
 literals, and the gain is bounded by the 24 mantissa bits of a float32 (at most 7 decimal
 digits per stored float, each unpacked with counted literals).
+
+Not closed either: numbers written in the wiring of values that are not constant, e.g. a stored
+``p = 1.0`` followed by ``p + p + p``, or ``cat([p, zero, p, ...])`` read as bits. That is arithmetic
+on counted numbers, and telling it from honest architecture (``x + x``, a query built from 3 angles)
+would mean counting the architecture itself. Each such number costs at least one graph node (at
+most 20,000 nodes, 4,096 list entries) and one counted number to start from.
 
 Metrics: ``accuracy``/``correct`` (reference set), ``hidden_accuracy`` (all hidden cases),
 ``hard_accuracy`` (the structured ones), the counts above, ``attention_ops``, ``build_s``,

@@ -200,7 +200,7 @@ def test_shipped_adder_repair_config_fixes_nanogpt58(tmp_path: Path) -> None:
         seed, best = cands[0], [c for c in archive.front() if c.result.feasible][0]
     assert len(cands) <= data["budget"]["max_evaluations"]
     assert seed.result.metrics["accuracy"] < 0.93 and not seed.result.feasible
-    assert best.result.metrics["params"] <= 64 and best.result.metrics["accuracy"] == 1.0
+    assert best.result.metrics["params"] <= 83 and best.result.metrics["accuracy"] == 1.0
     # Re-score the archived program from scratch: the archive's verdict is reproducible.
     program = tmp_path / "best.py"
     program.write_text(best.source)

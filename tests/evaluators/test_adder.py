@@ -132,8 +132,10 @@ def test_nanogpt58_as_published_scores_9203(sandbox):
     assert r.status == "ok", r.error
     m = r.metrics
     assert (m["correct"], m["params_adderboard"], m["params_numel"], m["constants_numel"]) == (9203, 58, 58, 0)
-    # strict: 58 stored + 6 value literals (21, 100.0, 1.0, the phase step, arange(10), the square)
-    assert (m["params"], r.info["stored_units"], r.info["value_literals"]) == (64, 58, 6)
+    # strict: 58 stored + 25 folded: the position code's generator (19: its 10 nodes, the literals 21,
+    # 100.0, 1.0, the phase step and the stack dim, 4 list entries), arange(10) and its square in the
+    # head (4), two zeros_like (2). Literals inside them are not counted again: 0 value literals.
+    assert (m["params"], r.info["stored_units"], r.info["value_literals"], r.info["folded_units"]) == (83, 58, 0, 25)
     assert m["hard_accuracy"] < m["hidden_accuracy"] and r.info["hard_cases"] == 500
     assert m["accuracy"] == pytest.approx(9203 / 10010)
     assert 0.85 < m["hidden_accuracy"] < 0.97 and m["attention_ops"] == 1
@@ -153,7 +155,7 @@ def test_nanogpt58_with_repaired_thresholds_is_feasible(sandbox, tmp_path):
     assert r.feasible, (r.status, r.error, r.metrics)
     m = r.metrics
     assert m["correct"] == 10010 and m["hidden_accuracy"] == m["hard_accuracy"] == 1.0
-    assert (m["params"], m["params_adderboard"]) == (64, 58)
+    assert (m["params"], m["params_adderboard"]) == (83, 58)
 
 
 @pytest.mark.slow
@@ -163,8 +165,9 @@ def test_binary46_counts_46_and_adds_exactly(sandbox):
     m = r.metrics
     assert (m["params_adderboard"], m["params_numel"], m["correct"], m["hidden_accuracy"]) == (46, 46, 10010, 1.0)
     assert m["mask_numel"] == m["constants_numel"] == 70 * 70 and m["hard_accuracy"] == 1.0
-    # strict: 46 float32 + the 4900-byte bool mask in float32 units (1225) + 1 value literal
-    assert (m["params"], r.info["stored_units"]) == (46 + 1225 + 1, 46 + 1225)
+    # strict: 46 float32 + the 4900-byte bool mask in float32 units (1225) + 1 value literal + the
+    # zeros_like that turns the mask into -inf scores (1 folded)
+    assert (m["params"], r.info["stored_units"], r.info["folded_units"]) == (46 + 1225 + 1 + 1, 46 + 1225, 1)
     assert r.info["adderboard_eligible"] is False and len(r.info["ineligible_because"]) == 2
 
 
@@ -174,7 +177,9 @@ def test_tinyadder_is_exact_on_the_reference_set_but_misses_hard_carries(sandbox
     assert r.status == "ok", r.error
     m = r.metrics
     assert (m["params_nonzero"], m["params_numel"], m["constants_numel"], m["params_adderboard"]) == (95, 1306, 70, 1376)
-    assert m["params"] == 2 * 1376 + 7  # float64 storage: 2 float32 units per element; 7 value literals
+    # float64 storage: 2 float32 units per element; 4 value literals; folded: the ALiBi bias (20) and
+    # the two causal masks (8 each), each costing its generator, the arange they share counted once
+    assert (m["params"], r.info["value_literals"], r.info["folded_units"]) == (2 * 1376 + 4 + 35, 4, 35)
     assert m["correct"] == 10010 and m["attention_ops"] == 2
     # A true finding, not a test artefact: long runs of 9s round away in its place-value sums.
     assert m["hard_accuracy"] < 0.99 and not r.feasible

@@ -32,7 +32,7 @@ def adder(sandbox: Sandbox, program: Path, **options) -> EvalResult:
 
 #: Cheats written as an addition to the 58-weight seed (a candidate can read no file but itself).
 ON_NANOGPT58 = {"literal_weights.py", "bool_packed.py", "f64_packed.py", "hidden_storage.py", "size_literals.py",
-                "dead_attention.py"}
+                "structure_numbers.py", "dead_attention.py"}
 
 
 def candidate(tmp_path: Path, cheat: str, *edits: tuple[str, str]) -> Path:
@@ -72,14 +72,21 @@ def test_a_zero_parameter_sorter_computing_on_token_ids_is_refused(sandbox):
     assert refused_by(r, "token-lookup"), (r.status, r.error)
 
 
+#: The strict count of the repaired 58-weight seed: 58 stored + 25 folded (its position code, digit
+#: range and zeros; see tests/evaluators/test_adder.py). A cheat must never come out cheaper.
+HONEST = 83
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("ratios", "literals"), [(False, 58 + 6), (True, 2 * 58 + 6)])
-def test_weights_written_as_literals_are_counted(sandbox, tmp_path, ratios, literals):
+@pytest.mark.parametrize(("ratios", "params"), [(False, 215), (True, 237)])
+def test_weights_written_as_literals_are_counted(sandbox, tmp_path, ratios, params):
     r = adder(sandbox, candidate(tmp_path, "literal_weights.py", ("RATIOS = False", f"RATIOS = {ratios}")))
     assert r.status == "ok", r.error
     m = r.metrics
     assert m["accuracy"] == 1.0 and m["params_adderboard"] == 0  # the old convention saw nothing
-    assert m["params"] == r.info["value_literals"] == literals  # strict: every literal is a number
+    # rule folded-constant: weights built from literals are constants; each value the model reads costs
+    # its elements or its generator (the query matrix built from 3 angles is read as 16 numbers)
+    assert m["params"] == r.info["folded_units"] == params > HONEST and r.info["value_literals"] == 0, r.info
 
 
 @pytest.mark.slow
@@ -89,8 +96,27 @@ def test_weights_smuggled_through_sizes_are_counted(sandbox, tmp_path, how):
     assert r.status == "ok", r.error
     m = r.metrics
     assert m["accuracy"] == 1.0 and m["params_adderboard"] == 54  # the old convention missed 4 weights
-    # rule ``size-literal``: the four sizes 50, 150, 9045, 9055 count as the values they become
-    assert m["params"] == 54 + 6 + 4 and r.info["value_literals"] == 6 + 4, (m, r.info)
+    # rule folded-constant: the four thresholds made from sizes are one constant of 4 elements
+    assert m["params"] == HONEST and r.info["folded_units"] == 25 + 4, (m, r.info)
+    assert "neg: 4 (elements)" in r.info["folded"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["doubling", "w_over_w", "cat", "eye", "shape", "arange_index", "ones_sum"])
+def test_numbers_built_from_structure_are_counted(sandbox, tmp_path, how):
+    r = adder(sandbox, candidate(tmp_path, "structure_numbers.py", ('HOW = "doubling"', f"HOW = {how!r}")))
+    assert r.status == "ok", r.error
+    m = r.metrics
+    assert m["accuracy"] == 1.0 and m["params_adderboard"] == 54  # the thresholds are stored nowhere
+    # rule folded-constant: the same whatever the tokens and stored values, so the four thresholds are
+    # counted as the 4 numbers the model reads: no cheaper than storing them
+    assert m["params"] == HONEST and r.info["folded_units"] == 25 + 4 and r.info["value_literals"] == 0, r.info
+    assert "neg: 4 (elements)" in r.info["folded"]
+
+
+def test_new_ones_on_an_activation_is_refused(sandbox, tmp_path):
+    r = adder(sandbox, candidate(tmp_path, "structure_numbers.py", ('HOW = "doubling"', 'HOW = "new_ones"')))
+    assert refused_by(r, "allow-list"), (r.status, r.error)  # aten.new_ones is not on the allow-list
 
 
 @pytest.mark.slow

@@ -241,6 +241,21 @@ def test_a_position_code_costs_its_generator_not_its_elements(tmp_path):
     assert count.folded == ("sin: 7 (generator)",)
 
 
+class SizeOfStored(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(4, 4)
+
+    def forward(self, tokens):
+        return self.embed(tokens) * self.embed.weight[:1, :1].expand(1, 9045).sum()  # 9045 * w
+
+
+def test_a_size_that_multiplies_a_stored_value_is_still_a_literal(tmp_path):
+    count = strict_count(loaded(SizeOfStored(), tmp_path), PROMPTS, MAX_LEN)
+    # rule size-literal: the expand reads a stored value, so it is not folded; its size 9045 counts
+    assert (count.literals, count.folded_units, count.params) == (1, 0, 16 + 1), count
+
+
 class Stored(nn.Module):
     def __init__(self, dtype: torch.dtype) -> None:
         super().__init__()

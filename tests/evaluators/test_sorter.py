@@ -105,12 +105,14 @@ def write(tmp_path: Path, source: str) -> Path:
     return path
 
 
-def test_seed_sorts_all_27_triples_with_318_params(sandbox):
+def test_seed_sorts_all_27_triples_with_319_strict_params(sandbox):
     r = run(sandbox, SEED)
     assert r.feasible, (r.status, r.error, r.metrics)
     m = r.metrics
     assert (m["accuracy"], m["correct"], r.info["cases"]) == (1.0, 27, 27)
-    assert (m["params"], m["params_adderboard"], m["params_numel"], m["constants_numel"]) == (318, 318, 318, 0)
+    # strict: 318 stored + 1 folded, the arange(t) that indexes the positional embedding
+    assert (m["params"], m["params_adderboard"], m["params_numel"], m["constants_numel"]) == (319, 318, 318, 0)
+    assert r.info["folded"] == ["arange: 1 (generator)"]
     assert m["attention_ops"] == 1 and r.info["export"] == "dynamic"
     assert m["train_s"] > 0 and m["train_cpu_s"] > 0 and m["check_s"] > 0 and m["peak_rss_mib"] > 0
     assert {"build", "check"} <= set(r.phases)
