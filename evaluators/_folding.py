@@ -19,9 +19,11 @@ every weight this way and store nothing. The checker finds them by value, not by
   node, plus 1 per int or float literal among its arguments (sizes and indices included) and 1 per
   entry of a tensor list (``cat``/``stack``). Reading the input's shape (``sym_size``) costs
   nothing: the sequence length is not the model's choice. Generators shared by several frontier
-  values are counted once. So ``ones(1)`` doubled 13 times costs 28, more than the literal it
-  replaces; ``cat([one] * 9045)`` costs 9045 list entries or 1 element after ``sum``; a 58-weight
-  table rebuilt from literals costs its 58 elements.
+  values are counted once. So 9045 built from ``ones(1)`` by 13 doublings costs 1, like the
+  literal it replaces (its one element is shorter than its 15-unit generator); ``cat([one] * k)``
+  read as a tensor costs k (elements or list entries), 1 after ``sum``; a 58-weight table rebuilt
+  from literals costs its 58 elements; only a table with a short description is cheaper than
+  storing it (``arange(10)`` costs 2), which is compression, not hiding.
 - Literals inside constant nodes are not counted again as value literals: they are part of the
   generator that is counted.
 

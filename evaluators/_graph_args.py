@@ -10,7 +10,8 @@ from typing import Any
 from evaluators._torch_model import Node, _Ref
 
 #: Size arguments that make new elements out of nothing: ``ones(n).sum()``, ``x.expand(n).sum()``,
-#: ``pad(x, [0, n]).mean()`` turn the size ``n`` into a value, so it counts like one.
+#: ``pad(x, [0, n]).mean()`` turn the size ``n`` into a value, so it counts like one (a literal size
+#: on a node that reads counted values; on a constant node, with its fold).
 SIZE_SLOTS: dict[str, tuple[str, ...]] = {
     "aten.ones.default": ("size",), "aten.zeros.default": ("size",), "aten.full.default": ("size",),
     "aten.eye.default": ("n",), "aten.expand.default": ("size",), "aten.repeat.default": ("repeats",),

@@ -31,7 +31,7 @@ float32 units (4 bytes = 1, so float64 costs 2 per element and a bool buffer 1 p
 plus every scalar literal that enters a value computation (one per occurrence; a literal equal to the
 operator's default, or to the graph's own sequence length, is not the model's). Shape, dim, index
 and flag arguments are structure: listed (``info["structure_literals"]``), not counted, except a
-size that makes new elements (:data:`SIZE_SLOTS`: ``ones(n).sum()`` is ``n``), which counts unless
+size that makes new elements (:data:`SIZE_SLOTS`: ``w.expand(n).sum()`` is ``n w``), which counts unless
 it is forced (:func:`forced_sizes`). Sizes of views, slices and reshapes only rearrange or drop
 elements that are already counted, so they stay structure. Plus the folded constants
 (``evaluators/_folding.py``): each value built from structure that enters the model costs the fewer
@@ -156,7 +156,7 @@ def literals(graph: Graph, constant: frozenset[str] = frozenset()) -> Literals:
             continue
         for name, type_name, default, v in _schema_slots(node):
             if name in SIZE_SLOTS.get(node.op, ()) and node.name in live:
-                for s in _scalars(v):  # a size that makes values (ones(n).sum() is n): a value literal
+                for s in _scalars(v):  # a size that makes values (w.expand(n).sum() is n w): a value literal
                     (structure if s in forced else values)[_key(s)] += 1
                 _size_ancestors(v, nodes, value_sizes)
             elif _is_value_slot(type_name):

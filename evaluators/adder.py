@@ -77,8 +77,9 @@ depends on neither, whatever spells it: ``ones(1) + ones(1)``, ``w / w``, ``cat(
 enters the model (read as a value or an index by a node that is not constant) it costs the fewer
 of its elements and its generator (the constant subgraph written out: 1 per node, 1 per int or
 float literal, 1 per entry of a tensor list; reading the input's shape is free; a generator shared
-by several constants counts once). Its literals are not counted again. Rebuilding a weight from
-structure therefore costs at least as much as storing it. Positional codes and masks are not
+by several constants counts once). Its literals are not counted again. Rebuilding weights from
+structure therefore costs one unit per number, or the length of the subgraph that writes them if
+that is shorter (``arange(10)`` costs 2: a regular table is genuinely simple). Positional codes and masks are not
 exempt: a sinusoidal code or a causal mask from ``arange`` costs its generator, a dozen units, and
 an exempt mask or index tensor would smuggle weights as bits (``table[bits]``). The seeds pay for
 theirs: nanogpt58 25 (position code 19, ``arange(10)`` and its square 4, two ``zeros_like`` 2), so
