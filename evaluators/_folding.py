@@ -7,8 +7,8 @@ every weight this way and store nothing. The checker finds them by value, not by
 
 - **constant nodes**: the graph runs twice on the probe, once as given and once with the tokens
   shuffled and every stored float tensor perturbed (bool tensors flipped; integer tensors, which
-  only index, are left as they are). A node whose value is the same in both runs (relative
-  difference at most 1e-6) is constant: it is built from structure, whatever ops spell it
+  only index, are left as they are). A node whose value is the same in both runs (each element
+  within a relative 1e-6) is constant: it is built from structure, whatever ops spell it
   (``w / w`` and ``emb / emb`` are constant too). A dynamic graph is folded at every length the
   checker decodes, a graph per length at its own.
 - **the frontier**: a constant node read by a non-constant node through a value, index or
@@ -47,11 +47,17 @@ from typing import Any
 
 import torch
 
-from evaluators._graph_args import SIZE_SLOTS, is_value_slot, refs, scalars, schema_slots
+from evaluators._graph_args import (
+    SIZE_SLOTS,
+    is_value_slot,
+    refs,
+    scalars,
+    schema_slots,
+)
 from evaluators._ops import PY_OPS, SHAPE_OPS
 from evaluators._torch_model import Graph, Node, RuleError
 
-#: Relative difference under which a value counts as unchanged by the perturbation.
+#: Relative difference (per element) under which a value counts as unchanged by the perturbation.
 SAME_RTOL = 1e-6
 PERTURB_SEED = 20261202
 
@@ -166,10 +172,10 @@ def _same(a: Any, b: Any) -> bool:
         if not a.is_floating_point():
             return bool(torch.equal(a, b))
         x, y = a.double(), b.double()
-        both_nan = x.isnan() & y.isnan()
-        diff = (x - y).abs().masked_fill(both_nan | (x == y), 0.0)
-        scale = x.abs().nan_to_num(0.0, 0.0, 0.0).max() if x.numel() else 0.0
-        return bool((diff.nan_to_num(1e308) <= SAME_RTOL * scale).all())
+        equal = (x == y) | (x.isnan() & y.isnan())  # infinities of one sign compare equal here
+        close = (x - y).abs() <= SAME_RTOL * torch.maximum(x.abs(), y.abs())  # element by element
+        close &= x.isfinite() & y.isfinite()
+        return bool((equal | close).all())
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):

@@ -55,6 +55,13 @@ from typing import Any
 
 import torch
 
+from evaluators._folding import Fold, fold, folded_cost
+from evaluators._graph_args import SIZE_SLOTS
+from evaluators._graph_args import all_args as _all_args
+from evaluators._graph_args import is_value_slot as _is_value_slot
+from evaluators._graph_args import refs as _refs
+from evaluators._graph_args import scalars as _scalars
+from evaluators._graph_args import schema_slots as _schema_slots
 from evaluators._ops import (
     CAST_OPS,
     CONTRACTION_OPS,
@@ -66,14 +73,15 @@ from evaluators._ops import (
     SOFTMAX_OPS,
     VIEW_OPS,
 )
-from evaluators._folding import Fold, fold, folded_cost
-from evaluators._graph_args import SIZE_SLOTS
-from evaluators._graph_args import all_args as _all_args
-from evaluators._graph_args import is_value_slot as _is_value_slot
-from evaluators._graph_args import refs as _refs
-from evaluators._graph_args import scalars as _scalars
-from evaluators._graph_args import schema_slots as _schema_slots
-from evaluators._torch_model import PY_OPS, Graph, Node, Program, RuleError, _Ref, count_parameters
+from evaluators._torch_model import (
+    PY_OPS,
+    Graph,
+    Node,
+    Program,
+    RuleError,
+    _Ref,
+    count_parameters,
+)
 
 SCALAR_OP = "aten.scalar_tensor.default"
 _FLOAT_BYTES = {torch.float16: 2, torch.bfloat16: 2, torch.float32: 4, torch.float64: 8}

@@ -194,53 +194,6 @@ def test_sizes_that_make_values_count_as_literals(tmp_path):
     assert "4" not in found.values and str(MAX_LEN) not in found.values
 
 
-class Made(nn.Module):
-    """One stored table; a number built from structure in one of several spellings."""
-
-    def __init__(self, how: str) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embed = nn.Embedding(4, 4)
-        self.how = how
-
-    def forward(self, tokens):
-        x = self.embed(tokens)
-        if self.how == "w_over_w":  # stored values cancel: the result is ones, whatever they are
-            one = self.embed.weight[:1, :1] / self.embed.weight[:1, :1]
-        elif self.how == "x_over_x":  # token values cancel just as well
-            one = (x / x)[:1, :1, :1].reshape(1, 1)
-        else:  # "ones"
-            one = torch.ones(1, 1)
-        two = one + one
-        return x * (two + two + one)  # 5, with no literal saying so
-
-
-@pytest.mark.parametrize("how", ["ones", "w_over_w", "x_over_x"])
-def test_numbers_built_from_structure_are_folded_and_counted(tmp_path, how):
-    count = strict_count(loaded(Made(how), tmp_path), PROMPTS, MAX_LEN)
-    # rule folded-constant: the 5 is the same whatever the tokens and weights; it hands the model one
-    # element, so it costs 1 (its generator, 4+ nodes, is longer), and no literal is involved
-    assert (count.stored_units, count.literals, count.folded_units, count.params) == (16, 0, 1, 17), count.folded
-    assert any(item.endswith(": 1 (elements)") for item in count.folded)
-
-
-class PositionCode(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(4, 4)
-
-    def forward(self, tokens):
-        pos = torch.arange(tokens.shape[1], dtype=torch.float32).view(-1, 1)
-        return self.embed(tokens) + torch.sin(pos * 0.5)  # [t, 1]: t numbers from 4 nodes
-
-
-def test_a_position_code_costs_its_generator_not_its_elements(tmp_path):
-    count = strict_count(loaded(PositionCode(), tmp_path), PROMPTS, MAX_LEN)
-    # arange 1, view 1 + its 2 literals, mul 1 + 0.5, sin 1: 7 units, fewer than its up to 8 elements
-    assert (count.folded_units, count.literals, count.params) == (7, 0, 16 + 7), count.folded
-    assert count.folded == ("sin: 7 (generator)",)
-
-
 class SizeOfStored(nn.Module):
     def __init__(self) -> None:
         super().__init__()
