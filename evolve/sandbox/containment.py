@@ -154,9 +154,10 @@ def readable_paths() -> list[str]:
 
 
 # --- worker side --------------------------------------------------------------------------------
-def apply(spec: dict[str, Any]) -> dict[str, bool]:
+def apply(spec: dict[str, Any], *, tree: int = -1) -> dict[str, bool]:
     """Confine the calling (freshly forked, single-threaded) worker; return what is active.
 
+    ``tree``: with a jail, a descriptor of the working directory's detached mount (closed here).
     Order matters: joining cgroups, creating namespaces, building the view and dropping the
     capability bounding set need root and come first; then the worker becomes the sandbox uid;
     seccomp and Landlock need no_new_privs.
@@ -173,7 +174,8 @@ def apply(spec: dict[str, Any]) -> dict[str, bool]:
     state["netns"] = _namespace("net") != host["net"] or _libc.unshare(_CLONE_NEWNET) == 0
     state["ipcns"] = _namespace("ipc") != host["ipc"] or _new_ipc_namespace()
     if jailed:
-        jail.enter(spec["jail"]["stage"], spec["jail"]["view"], spec["workdir"])
+        jail.finish(spec["jail"]["stage"], spec["jail"]["extra"], spec["workdir"], tree)  # prepared: see supervise.Worker
+        os.close(tree)
     state["private_view"] = jailed
     state["capabilities_dropped"] = _drop_bounding_set()
     state["unprivileged_uid"] = jailed and jail.become_unprivileged()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import json
 import os
 import signal
 import socket
@@ -230,6 +231,37 @@ def leave_root() -> dict[str, Any]:
 
 def neighbours() -> list[str]:
     return os.listdir(os.path.dirname(os.getcwd()))
+
+
+#: Script jobs (a forked script worker must hold no more than a fresh interpreter does).
+LEFTOVERS_SCRIPT = """
+import gc, json, os, sys
+frames, f = [], sys._getframe()
+while f is not None:
+    frames.append(sorted(f.f_locals))
+    f = f.f_back
+trusted = sorted(m for m in sys.modules if m.split(".")[0] in ("evolve", "evaluators"))
+specs = sum(1 for o in gc.get_objects() if isinstance(o, dict) and {"landlock", "preload", "cgroups"} & set(o))
+print(json.dumps({"modules": trusted, "fds": sorted(os.listdir("/proc/self/fd")), "specs": specs, "frames": frames}))
+"""
+#: Scans its own memory (ctypes: a forked worker is not dumpable, so /proc/self/mem is closed to it)
+#: for the marker of the parent's secret; prints hashes of what follows each occurrence.
+MEMORY_SCRIPT = """
+import ctypes, hashlib, json
+marker, found = b"EVOLVE-" + b"CANARY-", set()
+with open("/proc/self/maps") as maps:
+    regions = [line.split() for line in maps]
+for fields in regions:  # anonymous memory, heap and stack: where an inherited secret would be
+    if "r" not in fields[1] or (len(fields) > 5 and fields[5] not in ("[heap]", "[stack]")):
+        continue
+    low, high = (int(x, 16) for x in fields[0].split("-"))
+    data = ctypes.string_at(low, high - low)
+    at = data.find(marker)
+    while at >= 0:
+        found.add(hashlib.sha256(data[at + len(marker): at + len(marker) + 32]).hexdigest())
+        at = data.find(marker, at + 1)
+print(json.dumps(sorted(found)))
+"""
 
 
 # --- in the parent: the catalogue and its verdicts --------------------------------------------------
@@ -526,6 +558,53 @@ def _neighbours(sandbox: Sandbox) -> Verdict:
     return _verdict(result, contained, f"sees {len(result.value or [])} entries beside its workdir" if result.ok else str(result.error))
 
 
+def _script(sandbox: Sandbox, source: str, limits: Limits | None = None) -> ProcessResult:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "program.py"
+        path.write_text(source)
+        return _run(sandbox, Job.script("program.py", files={"program.py": str(path)}), limits)
+
+
+def _script_leftovers(sandbox: Sandbox) -> Verdict:
+    result = _script(sandbox, LEFTOVERS_SCRIPT)
+    try:
+        seen = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return _verdict(result, False, f"no answer: {result.error}")
+    trusted_locals = {"spec", "jail_spec", "config", "sock", "channel", "worker", "fds", "setup", "limits"}
+    held = sorted(trusted_locals & {name for frame in seen["frames"] for name in frame})
+    extra_fds = [fd for fd in seen["fds"] if fd not in ("0", "1", "2", "3")]  # 3: the listing's own
+    contained = result.ok and not seen["modules"] and not extra_fds and not seen["specs"] and not held
+    return _verdict(result, contained, f"evolve modules {seen['modules']}, extra fds {extra_fds}, "
+                                       f"spec dicts {seen['specs']}, trusted locals {held}")
+
+
+def _script_parent_secret(sandbox: Sandbox) -> Verdict:
+    """The parent holds a secret (in its environment and memory) when the sandbox's zygotes start."""
+    import hashlib
+    import secrets
+    import tempfile
+
+    from .sandbox import Sandbox as _Sandbox
+
+    tail = secrets.token_hex(16)
+    secret = "EVOLVE-CANARY-" + tail
+    os.environ["EVOLVE_BAIT_API_KEY"] = secret
+    try:
+        with tempfile.TemporaryDirectory() as tmp, _Sandbox(sandbox.mode, root=tmp) as fresh_box:
+            result = _script(fresh_box, MEMORY_SCRIPT)
+    finally:
+        del os.environ["EVOLVE_BAIT_API_KEY"]
+    try:
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return _verdict(result, False, f"no answer: {result.error}")
+    leaked = hashlib.sha256(tail.encode()).hexdigest() in found
+    return _verdict(result, result.ok and not leaked, f"secret {'found' if leaked else 'absent'} in the job's own memory")
+
+
 CASES = (
     Case("unix socket", "connect to a host listener's socket file in /tmp", "mount namespace: no socket file in the view", ("namespaces",), _unix_pathname),
     Case("unix socket", "connect to a host abstract-namespace socket", "network namespace; Landlock scope", (), _unix_abstract),
@@ -554,4 +633,8 @@ CASES = (
     Case("cgroup escape", "move itself to the root cgroups", "flat /sys (no cgroup tree) + read-only + uid", (), _cgroup_escape),
     Case("mounts", "climb out of the private root ('..', /proc/1/root, mountinfo)", "chroot + no CAP_SYS_CHROOT + pid namespace", ("namespaces",), _leave_root),
     Case("other jobs", "list sibling job directories", "mount namespace: only its own workdir", ("namespaces",), _neighbours),
+    Case("forked script", "find the sandbox's modules, frames, spec or descriptors in its own interpreter",
+         "trusted frames unwound, evolve's modules dropped, descriptors closed (script.py)", (), _script_leftovers),
+    Case("forked script", "find the parent's API key in its own memory", "zygote: scrubbed environment, never sees a job",
+         (), _script_parent_secret),
 )

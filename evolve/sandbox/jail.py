@@ -7,10 +7,14 @@ interpreter away. Done in-process after the fork, the whole view costs about a m
 
 The worker (root, still holding its capabilities) builds the view right after the fork:
 
-- the supervisor has unshared the pid namespace, so the worker is pid 1 of its own: it sees only its
-  descendants in its own ``/proc``, and when it ends the kernel kills every process left in it;
-- a tmpfs becomes the new root (chroot, see :func:`enter`), holding read-only binds of exactly what the Landlock read list
-  grants (the Python installation, the project's packages, system libraries, a few /etc files,
+- the supervisor has unshared the pid namespace, so the worker is pid 2 of its own, beside a
+  trusted idle pid 1 (:func:`~evolve.sandbox.supervise.Worker`): it sees only its own processes in
+  its own ``/proc``, and when the supervisor kills that pid 1 the kernel kills every process left in
+  it. The job is not pid 1 itself because a namespace's pid 1 ignores the fatal signals it raises on
+  itself (``abort()``, ``raise(SIGSEGV)``, ``kill(getpid(), SIGKILL)``) and would go on running;
+- a tmpfs becomes the new root (chroot; :func:`prepare` builds it before the job is known,
+  :func:`finish` adds the job's working directory), holding read-only binds of exactly what the
+  Landlock read list grants (the Python installation, the project's packages, system libraries, a few /etc files,
   harmless devices) and, read-write, the job's working directory (a size-limited tmpfs the parent
   mounted: the disk quota). No host /tmp, /dev/shm, /run or socket file exists in it;
 - then it becomes :data:`SANDBOX_UID`: Python lives under /root (mode 0700), but in this root every
@@ -39,7 +43,8 @@ _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
 _MNT_DETACH = 2
 _AT_RECURSIVE = 0x8000
 _MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID = 0x1, 0x2
-_SYS = {"x86_64": {"mount_setattr": 442}, "aarch64": {"mount_setattr": 442}}
+_SYS = {arch: {"open_tree": 428, "move_mount": 429, "mount_setattr": 442} for arch in ("x86_64", "aarch64")}
+_OPEN_TREE_CLONE, _MOVE_MOUNT_F_EMPTY_PATH, _AT_FDCWD = 1, 0x4, -100
 #: Mounted fresh, never bound from the host.
 _FRESH = ("/proc",)
 #: sysfs without its submounts (the host's cgroup trees): CPU topology is all Python and torch read.
@@ -119,10 +124,11 @@ def copy_etc(names: list[str] | tuple[str, ...], directory: str) -> str:
     return directory
 
 
-def enter(stage: str, view: dict[str, list[list[str]]], workdir: str) -> None:
-    """Move the calling worker into private mount and uts namespaces whose root is ``view`` (see
-    :func:`plan`), assembled on the empty directory ``stage`` (mounted over in the private namespace
-    only). Raises OSError when a step fails: a job never runs with half a view."""
+def prepare(stage: str, view: dict[str, list[list[str]]]) -> None:
+    """The job-independent part of the view, done before the job is known (a forkserver worker does
+    it ahead of time, off the job's clock): private mount and uts namespaces whose root-to-be is
+    ``view`` (see :func:`plan`), assembled on the empty directory ``stage`` (mounted over in the
+    private namespace only). Raises OSError when a step fails: a job never runs with half a view."""
     _check(_libc.unshare(_CLONE_NEWNS | _CLONE_NEWUTS), "unshare")
     _check(_libc.sethostname(b"sandbox", 7), "sethostname")
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing done here propagates back to the host
@@ -133,15 +139,23 @@ def enter(stage: str, view: dict[str, list[list[str]]], workdir: str) -> None:
     for source, path in view["dirs"]:
         os.makedirs(stage + path, 0o755, exist_ok=True)
         _mount(source, stage + path, None, _MS_BIND | (0 if path in _FLAT else _MS_REC))
-    for source, path in view["files"]:
-        os.makedirs(os.path.dirname(stage + path), 0o755, exist_ok=True)
-        os.close(os.open(stage + path, os.O_CREAT | os.O_WRONLY, 0o644))
-        _mount(source, stage + path, None, _MS_BIND)
+    _bind_files(stage, view["files"])
     os.makedirs(stage + "/proc", 0o555, exist_ok=True)
     _mount(b"proc", stage + "/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+
+
+def finish(stage: str, extra_files: list[list[str]], workdir: str, tree: int) -> None:
+    """The job's part: its extra read-only files (a script outside the working directory), the whole
+    view made read-only, the working directory attached read-write, then chroot into the view.
+
+    ``tree`` is the working directory as a detached mount (:func:`detach_tree`, made by the parent):
+    a worker prepared before its job has a private copy of the mount table from before the job's
+    tmpfs was mounted, where the directory is still the empty mount point."""
+    _bind_files(stage, extra_files)
     os.makedirs(stage + workdir, 0o755, exist_ok=True)
     _read_only(stage)
-    _mount(workdir, stage + workdir, None, _MS_BIND)  # after the read-only pass: the one writable place
+    # after the read-only pass: the one writable place
+    _syscall("move_mount", tree, b"", _AT_FDCWD, (stage + workdir).encode(), _MOVE_MOUNT_F_EMPTY_PATH)
     # chroot, not pivot_root: detaching the old root waits for an RCU grace period (measured here:
     # 8.7 ms median on a loaded 2-core box, a third of a forkserver job). The host's mounts stay in
     # this private namespace but out of reach: escaping a chroot needs CAP_SYS_CHROOT or a
@@ -151,11 +165,29 @@ def enter(stage: str, view: dict[str, list[list[str]]], workdir: str) -> None:
     os.chdir(workdir)
 
 
+def _bind_files(stage: str, files: list[list[str]]) -> None:
+    for source, path in files:
+        os.makedirs(os.path.dirname(stage + path), 0o755, exist_ok=True)
+        os.close(os.open(stage + path, os.O_CREAT | os.O_WRONLY, 0o644))
+        _mount(source, stage + path, None, _MS_BIND)
+
+
 # --- the parent's side: the job's working directory is a size-limited tmpfs (the disk quota) -----
 def mount_workdir(path: str, size_mb: int, owner: int = SANDBOX_UID) -> bool:
     """Mount a tmpfs of ``size_mb`` owned by ``owner`` (the job's uid) on the empty directory ``path``."""
     options = f"size={size_mb}m,mode=0700,uid={owner},gid={owner}".encode()
     return bool(_libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) == 0)
+
+
+def detach_tree(path: str) -> int:
+    """A descriptor holding a detached copy of the mount at ``path`` (open_tree(OPEN_TREE_CLONE),
+    Linux >= 5.2), which a worker in another mount namespace can attach (:func:`finish`)."""
+    number = _SYS[platform.machine()]["open_tree"]
+    fd = int(_libc.syscall(ctypes.c_long(number), _AT_FDCWD, path.encode(), _OPEN_TREE_CLONE | os.O_CLOEXEC))
+    if fd < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"open_tree {path}: {os.strerror(errno)}")
+    return fd
 
 
 _TMPFS_MAGIC = 0x01021994

@@ -7,13 +7,14 @@ Process tree of one job::
 - ``fresh``: the supervisor is a fresh small interpreter (``python -I -S supervise.py``); the worker
   execs ``python -m evolve.sandbox.child`` (call jobs) or ``python program`` (script jobs), so its
   ``ru_maxrss`` is its own, comparable with ``/usr/bin/time``.
-- ``forkserver``: a zygote that has already imported the preload modules forks the supervisor,
-  which forks the worker; call jobs run in the worker without exec, in milliseconds. Peak RSS comes
-  with a baseline: the worker's RSS (the zygote heap it inherited) just before the job starts.
-  Script jobs run exactly as in fresh mode: an exec from the zygote would fold the zygote's peak RSS
-  into the script's.
+- ``forkserver``: a zygote that has already imported the preload modules forks a spare supervisor,
+  which forks and sets up its worker, all before the job is known; the parent hands the job to both
+  directly and call jobs run in the worker without exec, in milliseconds. Script jobs go to a second
+  zygote that preloads nothing (a ``python -s`` with only the standard library and the sandbox's
+  own modules, see :mod:`script`) and run in its forked worker, without a new interpreter. Peak RSS
+  comes with a baseline: the worker's RSS (the zygote heap it inherited) just before the job starts.
 
-Where the host allows (see :mod:`layers`), the worker is pid 1 of its own pid namespace, sees only a
+Where the host allows (see :mod:`layers`), the worker is pid 2 of its own pid namespace, sees only a
 minimal read-only root plus its working directory (a tmpfs of ``limits.disk_mb``), runs as uid 65534
 (:mod:`jail`), and sits in per-job pids and memory cgroups (:mod:`cgroups`) whose memory peak is
 the figure a job cannot dodge (``ProcessResult.peak_memory_mib``).
@@ -46,7 +47,7 @@ from . import cgroups, containment, jail, layers
 from .job import Job, Limits, ProcessResult
 from .outcome import load_report, process_result
 from .pipes import JobPipes
-from .supervise import FD_ROLES
+from .supervise import HANDED, TO_WORKER
 from .zygote import ForkServer, ForkServerDied, ForkServerError
 
 __all__ = ["ForkServerError", "Sandbox"]
@@ -104,16 +105,17 @@ class Sandbox:
             self._jail = {"stage": str(stage), "view": jail.plan(self._readable, etc, dev, self._pythonpath)}
         self._janitor = _Janitor()
         self._closed = False
-        self._server: ForkServer | None = None
+        self._servers: dict[str, ForkServer] = {}  # job kind -> its zygote (forkserver mode)
         if mode == "forkserver":
             home = self.root / "zygote"
             home.mkdir(mode=0o700, exist_ok=True)
             env = containment.scrubbed_env(str(home), self._pythonpath)
-            self._server = ForkServer(preload, warmup, _PYTHON, env, str(home))
+            self._servers["call"] = ForkServer(preload, warmup, _PYTHON, env, str(home), self._jail)
+            self._servers["script"] = ForkServer((), None, (sys.executable,), env, str(home), self._jail, scripts=True)
         # close() runs at the latest when the sandbox is collected or the interpreter exits.
         # A given root is left as found: only the sandbox's own entries in it are removed.
         owned = [self.root] if own_root else [Path(self._pythonpath), *(self.root / d for d in ("zygote", "view", "etc", "dev"))]
-        self._finalizer = weakref.finalize(self, _shut_down, self._server, self._janitor, owned)
+        self._finalizer = weakref.finalize(self, _shut_down, list(self._servers.values()), self._janitor, owned)
 
     # --- public API ------------------------------------------------------------------------------
     def run(self, job: Job, *, limits: Limits | None = None, workdir: str | Path | None = None) -> ProcessResult:
@@ -203,16 +205,18 @@ class Sandbox:
         return groups
 
     def _execute(self, job: Job, limits: Limits, workdir: Path, groups: Cgroups) -> ProcessResult:
-        via_zygote = self._server is not None and job.kind == "call"
+        server = self._servers.get(job.kind)
+        via_zygote = server is not None
         spec = self._spec(job, limits, workdir, groups, via_zygote)
         pipes = JobPipes(job.stdin)
         start = time.monotonic()
         proc = None
+        tree = self._workdir_fd(workdir)
         try:
-            if via_zygote:
-                supervisor = self._launch_forked(spec, pipes.child_ends)
+            if server is not None:
+                supervisor = self._launch_forked(server, spec, [*pipes.child_ends, tree])
             else:
-                proc = self._launch_fresh(spec, pipes.child_ends)
+                proc = self._launch_fresh(spec, [*pipes.child_ends, tree])
                 supervisor = proc.pid
         except ForkServerDied as exc:
             pipes.close()
@@ -220,6 +224,8 @@ class Sandbox:
         except BaseException:
             pipes.close()
             raise
+        finally:
+            os.close(tree)
         pipes.close_child_ends()
         deadline = start + limits.timeout_s + _BACKSTOP_GRACE_S
         streams, backstopped = pipes.drain(limits.output_bytes, deadline, lambda: _kill_group(supervisor))
@@ -231,17 +237,22 @@ class Sandbox:
         report = load_report(bytes(streams["report"].data))
         return process_result(job.kind, spec["limits"], report, streams, time.monotonic() - start)
 
+    def _workdir_fd(self, workdir: Path) -> int:
+        """The working directory for the worker: with a jail, a detached copy of its mount (a worker
+        prepared ahead of time cannot see mounts made since); without, a plain O_PATH descriptor."""
+        if self._jail is not None:
+            return jail.detach_tree(str(workdir))
+        return os.open(workdir, os.O_PATH | os.O_CLOEXEC)
+
     def _spec(self, job: Job, limits: Limits, workdir: Path, groups: Cgroups, via_zygote: bool) -> dict[str, Any]:
         """Everything the supervisor and the worker need, as JSON-able data."""
         readable = list(self._readable)
-        view = self._jail
+        extra = []
         if job.kind == "script":
             script = workdir / job.target  # an absolute target stays absolute
             if not script.is_relative_to(workdir):
                 readable.append(str(script))  # that one file only, read-only
-                if view is not None:
-                    files = [*view["view"]["files"], [str(script), str(script)]]
-                    view = {**view, "view": {**view["view"], "files": files}}
+                extra.append([str(script), str(script)])
             argv = [sys.executable, "-s", str(script), *job.argv]
         else:
             argv = [*_PYTHON, "-m", "evolve.sandbox.child"]
@@ -252,7 +263,7 @@ class Sandbox:
             "env": containment.scrubbed_env(str(workdir), self._pythonpath),
             "landlock": {"read": readable, "write": [str(workdir)], "devices": list(containment.DEVICES)},
             "cgroups": {kind: group.path for kind, group in groups.items()},
-            "jail": view,
+            "jail": None if self._jail is None else {**self._jail, "extra": extra},
             "deny_memfd": "memory" not in groups,  # memfd pages would be counted nowhere
             "host_namespaces": self._namespaces,  # a worker outside these needs no new ones
             "relative_memory": via_zygote,
@@ -261,7 +272,7 @@ class Sandbox:
         }
 
     def _launch_fresh(self, spec: dict[str, Any], child_ends: list[int]) -> subprocess.Popen[bytes]:
-        spec["fds"] = dict(zip(FD_ROLES, child_ends, strict=True))
+        spec["fds"] = dict(zip(HANDED, child_ends, strict=True))
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", _SUPERVISE],
             stdin=subprocess.PIPE,
@@ -279,20 +290,19 @@ class Sandbox:
             proc.stdin.close()
         return proc
 
-    def _launch_forked(self, spec: dict[str, Any], child_ends: list[int]) -> int:
-        assert self._server is not None
+    def _launch_forked(self, server: ForkServer, spec: dict[str, Any], child_ends: list[int]) -> int:
         spec_fd = os.memfd_create("evolve-spec", os.MFD_CLOEXEC)
         try:
             with open(spec_fd, "wb", closefd=False) as f:
                 f.write(json.dumps(spec).encode())
-            os.lseek(spec_fd, 0, os.SEEK_SET)
-            return self._server.fork(spec_fd, child_ends)
+            ends = dict(zip(HANDED, child_ends, strict=True))
+            return server.fork(spec_fd, ends["report"], [ends[role] for role in TO_WORKER])
         finally:
             os.close(spec_fd)
 
 
-def _shut_down(server: ForkServer | None, janitor: _Janitor, owned: list[Path]) -> None:
-    if server is not None:
+def _shut_down(servers: list[ForkServer], janitor: _Janitor, owned: list[Path]) -> None:
+    for server in servers:
         server.close()
     janitor.close()
     for path in owned:

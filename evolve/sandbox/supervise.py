@@ -20,9 +20,13 @@ import json
 import os
 import select
 import signal
+import socket
 import sys
 import time
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:  # pragma: no cover - the fresh supervisor imports as little as it can
+    from collections.abc import Sequence
 
 if __package__:
     from . import containment, jail
@@ -31,36 +35,118 @@ else:  # run as a plain file by ``python -I -S``: neither site-packages nor the 
     import containment  # type: ignore[no-redef]
     import jail  # type: ignore[no-redef]
 
-#: Order of the descriptors the parent hands over (after the spec in forkserver mode).
+#: Order of the job's pipe ends the parent hands over (after the spec in forkserver mode), then the
+#: working directory (:data:`WORKDIR_ROLE`).
 FD_ROLES = ("stdin", "stdout", "stderr", "result", "report")
+#: The job's working directory: with a jail, a detached copy of its mount (:func:`jail.detach_tree`).
+WORKDIR_ROLE = "workdir"
+HANDED = (*FD_ROLES, WORKDIR_ROLE)
+#: What the worker gets (after the spec); the supervisor keeps the report pipe.
+TO_WORKER = ("stdin", "stdout", "stderr", "result", WORKDIR_ROLE)
 # The worker's descriptors besides 0-2:
 RESULT_FD = 3  # call jobs: the result message
 SPEC_FD = 4  # exec'd call jobs: the job itself
 _SETUP_FD = 5  # worker -> supervisor: what containment is active, or why setup failed
+_TREE_FD = 6  # the working directory's detached mount, until the view has it
 _REAP_GIVE_UP_S = 10.0
 
 
-def supervise(spec: dict[str, Any], fds: dict[str, int]) -> None:
-    """Run the job's worker to its end and write the report on ``fds["report"]``."""
-    containment.prctl(containment.PR_SET_CHILD_SUBREAPER, 1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it, which would auto-reap
-    setup_r, setup_w = os.pipe()
-    spec_fd = _memfd(spec["job"]) if spec["exec"] and spec["job"]["kind"] == "call" else None
-    me = os.getpid()
-    if spec["jail"] is not None and not jail.new_pid_namespace():
-        raise OSError("could not create the job's pid namespace")
+class RunScript(BaseException):
+    """Raised in a forked script worker, once confined, to unwind every trusted frame up to the
+    script zygote's entry point (:func:`evolve.sandbox.zygote.bootstrap`), which runs the script."""
+
+    def __init__(self, argv: list[str]) -> None:
+        super().__init__()
+        self.argv = argv
+
+
+class Worker:
+    """The job's worker, forked and set up as far as the job is not needed, then waiting for it.
+
+    A spare supervisor in the zygote makes its worker ahead of time, so the fork of a large process
+    (~3 ms with torch loaded) and the job-independent part of the view (:func:`jail.prepare`) are
+    off the job's clock; a fresh-mode supervisor makes it right away. With a jail, the worker is
+    pid 2 of a new pid namespace whose pid 1 is an idle, trusted init (:func:`_init`): a namespace's
+    pid 1 ignores fatal signals it raises on itself, so a job that calls ``abort()`` or
+    ``raise(SIGSEGV)`` would otherwise carry on as if nothing happened.
+    """
+
+    def __init__(self, jail_spec: dict[str, Any] | None, channel: socket.socket | None = None) -> None:
+        """``channel``: where the worker's job will come from (the parent's end is elsewhere);
+        None: a channel of the supervisor's own (:meth:`start`)."""
+        containment.prctl(containment.PR_SET_CHILD_SUBREAPER, 1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it, which would auto-reap
+        me = os.getpid()
+        self.init: int | None = None
+        if jail_spec is not None:
+            if not jail.new_pid_namespace():
+                raise OSError("could not create the job's pid namespace")
+            self.init, self._init_pipe = _spawn_init()
+        self._channel: socket.socket | None = None
+        if channel is None:
+            self._channel, channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.setup_r, setup_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            if self._channel is not None:
+                self._channel.close()
+            os.close(self.setup_r)
+            _worker(jail_spec, channel, setup_w, supervisor=me)
+        channel.close()
+        os.close(setup_w)
+        line, self.early = _read_line(self.setup_r)
+        self.ready = json.loads(line or b'{"setup_error": "the worker died during set-up"}')
+        # Holding its mount namespace puts the namespace's teardown (an RCU grace period, ~8 ms on
+        # a loaded box) after the report instead of on the job's clock.
+        self.held = _open_namespace(self.pid) if jail_spec is not None and "setup_error" not in self.ready else None
+
+    def start(self, spec_fd: int, fds: dict[str, int]) -> None:
+        """Hand the worker its job through the supervisor's own channel."""
+        assert self._channel is not None
+        hand_job(self._channel, spec_fd, [fds[r] for r in TO_WORKER])
+        self._channel.close()
+
+    def end_init(self) -> None:
+        """Kill the namespace's pid 1 (the kernel then kills whatever is left in the namespace) and reap it."""
+        if self.init is not None:
+            _kill(self.init)
+            os.waitpid(self.init, 0)
+            os.close(self._init_pipe)
+            self.init = None
+
+    def has_orphans(self) -> bool:
+        """Whether the init adopted a process the job left behind."""
+        return self.init is not None and bool(_children(self.init))
+
+
+def hand_job(channel: socket.socket, spec_fd: int, fds: Sequence[int]) -> None:
+    """Send a worker its job: the spec memfd and its descriptors (:data:`TO_WORKER` order). A worker
+    that died in set-up is not an error here: its supervisor reports why."""
+    try:
+        socket.send_fds(channel, [b"J"], [spec_fd, *fds])
+    except OSError:
+        pass
+
+
+def read_spec(fd: int) -> dict[str, Any]:
+    """The job spec from its memfd (pread: the supervisor and the worker share the file offset)."""
+    spec: dict[str, Any] = json.loads(os.pread(fd, os.fstat(fd).st_size, 0))
+    return spec
+
+
+def supervise(spec: dict[str, Any], report_fd: int, worker: Worker) -> None:
+    """Watch the job in ``worker`` (handed to it just before) to its end and write the report on
+    ``report_fd``."""
     start = time.monotonic()
-    pid = os.fork()  # with a jail: pid 1 of its own pid namespace
-    if pid == 0:
-        _worker(spec, fds, setup_w, spec_fd, supervisor=me)
-    for fd in (setup_w, spec_fd, fds["stdin"], fds["stdout"], fds["stderr"], fds["result"]):
-        if fd is not None:
-            os.close(fd)
-    setup, timed_out, held = _watch(pid, setup_r, start + spec["limits"]["timeout_s"], spec["jail"] is not None)
-    _kill_group(pid)  # the worker is at worst a zombie here, so its pid (= pgid) cannot be reused
+    pid = worker.pid
+    setup, timed_out = _watch(pid, worker.setup_r, start + spec["limits"]["timeout_s"], worker.early)
+    setup = {**worker.ready, **setup}
+    _kill(-pid)  # the worker's group; it is at worst a zombie here, so its pid (= pgid) cannot be reused
     _, status, usage = os.wait4(pid, 0)
     wall = time.monotonic() - start
-    _kill_descendants()
+    if worker.has_orphans():
+        worker.end_init()  # before the report: nothing of the job may outlive it
+    _kill_descendants(spare=worker.init)
     report = {
         "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
@@ -70,21 +156,24 @@ def supervise(spec: dict[str, Any], fds: dict[str, int]) -> None:
         "maxrss_kb": usage.ru_maxrss,
         **setup,
     }
-    _write_all(fds["report"], json.dumps(report).encode())
-    os.close(fds["report"])
-    if held is not None:
-        os.close(held)  # the job's mount namespace is torn down now, after the parent has its report
+    _write_all(report_fd, json.dumps(report).encode())
+    os.close(report_fd)
+    worker.end_init()
+    if worker.held is not None:
+        os.close(worker.held)  # the job's mount namespace is torn down now, after the parent has its report
 
 
-def serve_forked(received: list[int]) -> NoReturn:
-    """Body of a supervisor forked by the zygote: ``received`` = [spec memfd, *FD_ROLES]."""
+def serve_forked(received: list[int], worker: Worker | BaseException) -> NoReturn:
+    """Body of a spare supervisor forked by the zygote once its job came: ``received`` = [spec memfd,
+    report pipe]; the parent handed the worker (made ahead of time, or failed to be) its part itself."""
     code = 1
     try:
-        os.setsid()
         containment.set_process_name("evolve-super")
-        with os.fdopen(received[0], "rb") as f:
-            spec = json.load(f)
-        supervise(spec, dict(zip(FD_ROLES, received[1:], strict=True)))
+        spec = read_spec(received[0])
+        os.close(received[0])
+        if isinstance(worker, BaseException):
+            raise worker
+        supervise(spec, received[1], worker)
         code = 0
     except BaseException:  # a supervisor bug: say so on the zygote's stderr (the parent's)
         import traceback
@@ -92,6 +181,56 @@ def serve_forked(received: list[int]) -> NoReturn:
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+#: pid 1 of a job's pid namespace: a tiny program that blocks reading a pipe its supervisor holds.
+_INIT = ("/bin/cat", "/usr/bin/cat")
+
+
+def _spawn_init() -> tuple[int, int]:
+    """Start the idle pid 1 of a new pid namespace; returns (pid, the pipe end keeping it alive).
+
+    posix_spawn (vfork) of ``cat`` instead of a fork: no copy of a large zygote's page tables
+    (~2.5 ms with torch loaded). It reads a pipe whose only writer is the supervisor (and the
+    worker, which dies with it), so it ends at EOF if the supervisor is killed; it ignores SIGCHLD,
+    so the kernel reaps the orphans it adopts. The job (another uid, no capabilities, outside its
+    Landlock domain, and signals to a namespace's pid 1 from inside are dropped) can neither signal
+    nor trace it.
+    """
+    path = next(p for p in _INIT if os.path.exists(p))
+    read_end, write_end = os.pipe()
+    keep = {0, 1, 2}
+    closes = [(os.POSIX_SPAWN_CLOSE, int(fd)) for fd in os.listdir("/proc/self/fd")
+              if int(fd) not in keep and int(fd) != read_end and _inheritable(int(fd))]
+    actions = [(os.POSIX_SPAWN_DUP2, read_end, 0),
+               (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+               (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0), *closes]
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # inherited through exec: auto-reaping
+    try:
+        pid = os.posix_spawn(path, ["evolve-init"], {}, file_actions=actions)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+        os.close(read_end)
+    return pid, write_end
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:
+        return False
+
+
+def _read_line(fd: int) -> tuple[bytes, bytes]:
+    """The first line from ``fd`` and what came after it (the worker may already have its job)."""
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    line, _, rest = data.partition(b"\n")
+    return line, rest
 
 
 def _memfd(job: dict[str, Any]) -> int:
@@ -102,18 +241,14 @@ def _memfd(job: dict[str, Any]) -> int:
     return fd
 
 
-def _watch(pid: int, setup_r: int, deadline: float, hold: bool) -> tuple[dict[str, Any], bool, int | None]:
-    """Collect the worker's setup message and wait for its end; returns (setup, timed_out, held).
-
-    ``hold``: once the worker is set up, open its mount namespace (``held``), so that tearing it
-    down -- an RCU grace period, ~8 ms on a loaded box -- happens after the report, not before.
-    """
-    held = None
+def _watch(pid: int, setup_r: int, deadline: float, early: bytes = b"") -> tuple[dict[str, Any], bool]:
+    """Collect the worker's setup message (``early``: its start, already read) and wait for its end;
+    returns (setup, timed_out)."""
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
     poller.register(setup_r, select.POLLIN)
-    chunks: list[bytes] = []
+    chunks: list[bytes] = [early]
     timed_out = False
     try:
         while True:
@@ -128,8 +263,6 @@ def _watch(pid: int, setup_r: int, deadline: float, hold: bool) -> tuple[dict[st
                 chunks.append(data)
                 if not data:
                     poller.unregister(setup_r)
-                elif hold and held is None:
-                    held = _open_namespace(pid)
             if pidfd in ready:
                 break
         os.set_blocking(setup_r, False)
@@ -143,7 +276,7 @@ def _watch(pid: int, setup_r: int, deadline: float, hold: bool) -> tuple[dict[st
     setup: dict[str, Any] = {}
     for line in b"".join(chunks).splitlines():
         setup.update(json.loads(line))
-    return setup, timed_out, held
+    return setup, timed_out
 
 
 def _open_namespace(pid: int) -> int | None:
@@ -153,22 +286,24 @@ def _open_namespace(pid: int) -> int | None:
         return None  # it has already ended: its teardown is on this job's clock, nothing worse
 
 
-def _kill_group(pgid: int) -> None:
+def _kill(pid: int) -> None:
+    """SIGKILL a process (or, for a negative pid, a process group) that may already be gone."""
     try:
-        os.killpg(pgid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def _kill_descendants() -> None:
-    """SIGKILL and reap every remaining descendant until this subreaper has no child left."""
+def _kill_descendants(spare: int | None = None) -> None:
+    """SIGKILL and reap every remaining descendant until this subreaper has no child left but
+    ``spare`` (an idle init with no children, ended after the report)."""
     give_up = time.monotonic() + _REAP_GIVE_UP_S
     while time.monotonic() < give_up:
-        for pid in _descendants(os.getpid()):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        left = [pid for pid in _descendants(os.getpid()) if pid != spare]
+        if not left:
+            return
+        for pid in left:
+            _kill(pid)
         try:
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
@@ -180,36 +315,53 @@ def _kill_descendants() -> None:
 def _descendants(root: int) -> list[int]:
     found, stack = [], [root]
     while stack:
-        pid = stack.pop()
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/children") as f:
-                    kids = [int(k) for k in f.read().split()]
-            except OSError:
-                continue
-            found.extend(kids)
-            stack.extend(kids)
+        kids = _children(stack.pop())
+        found.extend(kids)
+        stack.extend(kids)
     return found
 
 
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+        except OSError:
+            continue
+    return kids
+
+
 # --- the worker (runs in the forked child, before and instead of job code) ---------------------
-def _worker(spec: dict[str, Any], fds: dict[str, int], setup_w: int, spec_fd: int | None, supervisor: int) -> NoReturn:
+def _worker(jail_spec: dict[str, Any] | None, channel: socket.socket, setup_w: int, supervisor: int) -> NoReturn:
     setup_fd = setup_w
     try:
         os.setsid()
         _die_with_supervisor(supervisor, setup_w)
-        wanted = {0: fds["stdin"], 1: fds["stdout"], 2: fds["stderr"], _SETUP_FD: setup_w}
+        if jail_spec is not None:
+            jail.prepare(jail_spec["stage"], jail_spec["view"])
+        _write_all(setup_w, b'{"prepared": true}\n')
+        try:
+            message, fds, _, _ = socket.recv_fds(channel, 16, 1 + len(TO_WORKER))
+        except OSError:
+            message = b""
+        if not message:
+            os._exit(0)  # the supervisor (or the parent) went away before a job came
+        spec = read_spec(fds[0])
+        wanted = {0: fds[1], 1: fds[2], 2: fds[3], _SETUP_FD: setup_w}
+        if jail_spec is not None:
+            wanted[_TREE_FD] = fds[5]
         if spec["job"]["kind"] == "call":
-            wanted[RESULT_FD] = fds["result"]
-        if spec_fd is not None:
-            wanted[SPEC_FD] = spec_fd
+            wanted[RESULT_FD] = fds[4]
+            if spec["exec"]:
+                wanted[SPEC_FD] = _memfd(spec["job"])
         _install_fds(wanted)
         setup_fd = _SETUP_FD
-        setup: dict[str, Any] = {"containment": containment.apply(spec)}
+        setup: dict[str, Any] = {"containment": containment.apply(spec, tree=_TREE_FD)}
         if not spec["exec"]:
             # A forked worker starts with the zygote's heap; what the job adds is measured from here.
             # (Not from the zygote's own RSS: file-backed pages are not copied at fork, so a worker
@@ -225,9 +377,11 @@ def _worker(spec: dict[str, Any], fds: dict[str, int], setup_w: int, spec_fd: in
     except BaseException as exc:  # reported, never raised past the fork
         _write_all(setup_fd, json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
         os._exit(127)
+    _adopt_env(spec["env"])
+    if spec["job"]["kind"] == "script":
+        raise RunScript(spec["argv"][2:])  # [python, -s, script, *argv]: run where nothing trusted is left
     from . import child  # forkserver only (already loaded by the zygote); keeps the fresh supervisor small
 
-    _adopt_env(spec["env"])
     code = 1
     try:
         code = child.execute(spec["job"])
@@ -288,11 +442,19 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def main() -> None:
     """Fresh-mode entry point: the spec arrives on stdin, never in argv (/proc/PID/cmdline is public)."""
-    spec = json.loads(sys.stdin.buffer.read())
+    raw = sys.stdin.buffer.read()
+    spec = json.loads(raw)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    supervise(spec, spec["fds"])
+    worker = Worker(spec["jail"])
+    spec_fd = os.memfd_create("evolve-spec", os.MFD_CLOEXEC)
+    _write_all(spec_fd, raw)
+    worker.start(spec_fd, spec["fds"])
+    os.close(spec_fd)
+    for role in TO_WORKER:
+        os.close(spec["fds"][role])
+    supervise(spec, spec["fds"]["report"], worker)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,14 @@ import threading
 
 import psutil
 import pytest
-from sandbox_testlib import alive, call, script, wait_until
+from sandbox_testlib import PROGRAMS, alive, call, script, wait_until
 
-from evolve.sandbox import ForkServerError, Limits, Sandbox
+from evolve.sandbox import ForkServerError, Job, Limits, Sandbox
 
 
 def zygote_pids() -> list[int]:
-    return [p.pid for p in psutil.Process().children() if "evolve.sandbox.zygote" in " ".join(p.cmdline())]
+    """The call-job zygotes (``-m evolve.sandbox.zygote``), not the script zygote."""
+    return [p.pid for p in psutil.Process().children() if "-m evolve.sandbox.zygote" in " ".join(p.cmdline())]
 
 
 @pytest.fixture
@@ -31,10 +32,28 @@ def test_baseline_and_delta_are_reported(box: Sandbox) -> None:
     assert 95 <= big.peak_rss_delta_mib - small.peak_rss_delta_mib <= 115
 
 
-def test_script_jobs_run_like_fresh_mode(box: Sandbox) -> None:
+def test_script_jobs_fork_from_the_script_zygote_with_a_baseline(box: Sandbox) -> None:
     result = box.run(script("noop.py"))
-    assert result.ok and result.baseline_rss_mib == 0
-    assert result.peak_rss_mib < 25  # the zygote's heap is not folded into a script's peak
+    assert result.ok and result.baseline_rss_mib > 5  # a started interpreter, not a new one
+    assert result.peak_rss_delta_mib < 5  # what the script adds, without the interpreter's own pages
+    assert result.containment["private_view"] == result.containment["seccomp"] == True  # noqa: E712
+    assert script_zygote_pids() and len(zygote_pids()) == 0  # the torch zygote is not needed for scripts
+
+
+def test_script_job_runs_as_python_would(box: Sandbox) -> None:
+    # argv, __name__, sys.path[0] (the script's folder) and an uncaught exception's traceback
+    # (without the sandbox's frames) and exit status, as a fresh `python -s program.py x` gives.
+    job = Job.script("program.py", "x", files={"program.py": str(PROGRAMS / "fails.py")})
+    forked = box.run(job)
+    with Sandbox("fresh") as fresh_box:
+        fresh = fresh_box.run(job)
+    assert (forked.status, forked.exit_code, forked.error) == (fresh.status, fresh.exit_code, fresh.error)
+    assert "evolve/sandbox" not in forked.stderr and "script failed on purpose" in forked.stderr
+    assert len(forked.stderr.splitlines()) == len(fresh.stderr.splitlines())
+
+
+def script_zygote_pids() -> list[int]:
+    return [p.pid for p in psutil.Process().children() if "bootstrap()" in " ".join(p.cmdline())]
 
 
 def spare_supervisors() -> list[psutil.Process]:

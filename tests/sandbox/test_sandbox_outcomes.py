@@ -63,6 +63,20 @@ def test_signal_is_a_crash(sandbox: Sandbox) -> None:
     assert result.error == "killed by signal SIGSEGV"
 
 
+@pytest.mark.parametrize("name", ["SIGSEGV", "SIGABRT", "SIGKILL", "SIGTERM"])
+def test_a_signal_the_job_sends_itself_ends_it(sandbox: Sandbox, name: str) -> None:
+    # Rule: the job is never pid 1 of its pid namespace (a pid 1 ignores its own fatal signals, and
+    # faulthandler._sigsegv() used to return normally: status ok).
+    result = sandbox.run(call("raise_signal", name=name))
+    assert (result.status, result.error) == ("crashed", f"killed by signal {name}")
+    assert result.value is None
+
+
+def test_the_job_is_not_pid_1(sandbox: Sandbox) -> None:
+    result = sandbox.run(call("own_pid"))
+    assert result.ok and result.value != 1
+
+
 def test_syntax_error_in_target(sandbox: Sandbox) -> None:
     job = Job.call("broken:f", files={"broken.py": str(PROGRAMS / "broken.py")})
     result = sandbox.run(job)

@@ -39,8 +39,24 @@ def forge_result():
 
 
 def segfault():
-    # A real fault: as pid 1 of its pid namespace, the job ignores signals it sends itself.
-    ctypes.string_at(0)
+    ctypes.string_at(0)  # a real fault
+
+
+def raise_signal(name):
+    """A fatal signal the job sends itself (abort(), faulthandler, kill(getpid())): a pid 1 would ignore it."""
+    if name == "SIGSEGV":
+        import faulthandler
+
+        faulthandler._sigsegv()
+    elif name == "SIGABRT":
+        os.abort()
+    else:
+        os.kill(os.getpid(), getattr(signal, name))
+    return "carried on"
+
+
+def own_pid():
+    return os.getpid()
 
 
 def sleep_forever():
