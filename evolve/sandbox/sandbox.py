@@ -263,13 +263,21 @@ class Sandbox:
             "env": containment.scrubbed_env(str(workdir), self._pythonpath),
             "landlock": {"read": readable, "write": [str(workdir)], "devices": list(containment.DEVICES)},
             "cgroups": {kind: group.path for kind, group in groups.items()},
-            "jail": None if self._jail is None else {**self._jail, "extra": extra},
+            "jail": self._jail_spec(extra, via_zygote),
             "deny_memfd": "memory" not in groups,  # memfd pages would be counted nowhere
             "host_namespaces": self._namespaces,  # a worker outside these needs no new ones
             "relative_memory": via_zygote,
             "exec": not via_zygote,
             "argv": argv,
         }
+
+    def _jail_spec(self, extra: list[list[str]], via_zygote: bool) -> dict[str, Any] | None:
+        """The job's part of the view; a zygote's workers were given the rest (the plan) at start."""
+        if self._jail is None:
+            return None
+        if via_zygote:
+            return {"stage": self._jail["stage"], "extra": extra}
+        return {**self._jail, "extra": extra}
 
     def _launch_fresh(self, spec: dict[str, Any], child_ends: list[int]) -> subprocess.Popen[bytes]:
         spec["fds"] = dict(zip(HANDED, child_ends, strict=True))
