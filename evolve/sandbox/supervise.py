@@ -1,16 +1,18 @@
 """The per-job supervisor: a small trusted process between the parent and the worker.
 
-It becomes a child subreaper, forks the worker, enforces the wall-clock deadline, and once the
-worker has ended (or been killed) kills every process the worker left behind -- double-forked,
-``setsid`` escapees included, since orphans are reparented to the subreaper -- reaps them, and
-writes one JSON report with the worker's ``wait4`` figures on its report pipe.
+It becomes a child subreaper, forks the worker (:class:`Worker`: with a jail, pid 2 of a new pid
+namespace beside an idle init), enforces the wall-clock deadline, and once the worker has ended (or
+been killed) kills every process the worker left behind -- double-forked, ``setsid`` escapees
+included, since orphans are reparented to the namespace's init (killing it kills them all) or, with
+no jail, to the subreaper -- reaps them, and writes one JSON report with the worker's ``wait4``
+figures on its report pipe.
 
 Fresh mode runs this file as ``python -I -S supervise.py`` with the job spec on stdin: a fresh
 interpreter, so that the worker it forks and execs does not inherit the large parent's high-water
 RSS (Linux folds the old mm's peak into ``ru_maxrss`` on exec). It imports only the standard library
 and :mod:`containment` and peaks at ~11.7 MiB here, below the 13.1 MiB of a bare ``python -c pass``,
-so it never raises a script's figure. Forkserver mode forks it from the zygote
-(:func:`serve_forked`). It never runs job code itself.
+so it never raises a script's figure. Forkserver mode forks it from the zygote ahead of its job, with
+its worker (:func:`serve_forked`). It never runs job code itself.
 """
 
 from __future__ import annotations
