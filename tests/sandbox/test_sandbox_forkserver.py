@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import psutil
 import pytest
-from sandbox_testlib import PROGRAMS, alive, call, script, wait_until
+from sandbox_testlib import CANDIDATES, PROGRAMS, alive, call, script, wait_until
 
 from evolve.sandbox import ForkServerError, Job, Limits, Sandbox
 
@@ -82,6 +83,42 @@ def test_killed_zygote_is_restarted_transparently(box: Sandbox) -> None:
     result = box.run(call("add", a=2))
     assert result.ok and result.value["sum"] == 2
     assert zygote_pids() not in ([], [first])
+
+
+def test_a_worker_set_up_before_its_job_sees_the_job_s_working_directory(box: Sandbox, tmp_path) -> None:
+    # Rule: the workdir's tmpfs, mounted after the spare's worker made its private mount table, reaches
+    # the worker as a detached mount (open_tree/move_mount); a bind of the path would show it empty.
+    assert box.run(call("add", a=1)).ok
+    assert wait_until(lambda: len(spare_supervisors()) == 1)
+    time.sleep(0.5)  # the spare's worker has its view by now, long before the next workdir exists
+    data = tmp_path / "data.txt"
+    data.write_text("made after the worker")
+    job = Job.call("candidates:read_text", files={"candidates.py": CANDIDATES, "data.txt": str(data)}, path="data.txt")
+    result = box.run(job)
+    assert result.ok and result.value == "made after the worker"
+
+
+def init_processes() -> set[int]:
+    """The idle pid 1s of job pid namespaces under this test process."""
+    found = set()
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.cmdline()[:1] == ["evolve-init"] and proc.status() != psutil.STATUS_ZOMBIE:
+                found.add(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_the_namespace_s_init_ends_with_its_job(box: Sandbox) -> None:
+    if not box.run(call("add", a=1)).containment.get("private_view"):
+        pytest.skip("no private namespaces on this host")
+    assert wait_until(lambda: len(init_processes()) == 1)
+    spare_init = init_processes()  # the spare's, waiting for the next job
+    result = box.run(call("orphan_and_return"))  # the job leaves a setsid daemon in its namespace
+    assert result.ok
+    assert not init_processes() & spare_init  # that init (and with it the daemon) ended with the job
+    assert len(init_processes()) <= 1  # only the next spare's
 
 
 def test_killed_spare_supervisor_is_replaced(box: Sandbox) -> None:
