@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import psutil
@@ -48,3 +49,14 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def children_whose(cmdline_has: str) -> list[int]:
+    """This process's children whose command line contains ``cmdline_has``; one that exits while we
+    look is not one (supervisors and spares come and go under a running test)."""
+    pids = []
+    for proc in psutil.Process().children():
+        with suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+            if cmdline_has in " ".join(proc.cmdline()):
+                pids.append(proc.pid)
+    return pids

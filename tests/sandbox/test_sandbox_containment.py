@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sandbox_testlib import CANDIDATES, alive, call, processes_in, wait_until
+from sandbox_testlib import CANDIDATES, alive, call, children_whose, processes_in, wait_until
 
 import evolve
 from evolve.sandbox import Job, Limits, Sandbox
@@ -41,9 +41,7 @@ def test_environment_is_an_allowlist(mode: str, monkeypatch: pytest.MonkeyPatch)
 
 
 def _zygote_of_this_process() -> int:
-    import psutil
-
-    (zygote,) = [p.pid for p in psutil.Process().children() if "evolve.sandbox.zygote" in " ".join(p.cmdline())]
+    (zygote,) = children_whose("-m evolve.sandbox.zygote")
     return zygote
 
 

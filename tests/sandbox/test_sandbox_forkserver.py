@@ -6,17 +6,18 @@ import os
 import signal
 import threading
 import time
+from contextlib import suppress
 
 import psutil
 import pytest
-from sandbox_testlib import CANDIDATES, PROGRAMS, alive, call, script, wait_until
+from sandbox_testlib import CANDIDATES, PROGRAMS, alive, call, children_whose, script, wait_until
 
 from evolve.sandbox import ForkServerError, Job, Limits, Sandbox
 
 
 def zygote_pids() -> list[int]:
     """The call-job zygotes (``-m evolve.sandbox.zygote``), not the script zygote."""
-    return [p.pid for p in psutil.Process().children() if "-m evolve.sandbox.zygote" in " ".join(p.cmdline())]
+    return children_whose("-m evolve.sandbox.zygote")
 
 
 @pytest.fixture
@@ -54,11 +55,16 @@ def test_script_job_runs_as_python_would(box: Sandbox) -> None:
 
 
 def script_zygote_pids() -> list[int]:
-    return [p.pid for p in psutil.Process().children() if "bootstrap()" in " ".join(p.cmdline())]
+    return children_whose("bootstrap()")
 
 
 def spare_supervisors() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "evolve-spare" and p.ppid() in zygote_pids()]
+    zygotes, spares = zygote_pids(), []
+    for proc in psutil.process_iter(["name"]):
+        with suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+            if proc.info["name"] == "evolve-spare" and proc.ppid() in zygotes:
+                spares.append(proc)
+    return spares
 
 
 def test_zygote_and_its_spare_supervisor_die_when_the_sandbox_closes() -> None:
