@@ -159,8 +159,26 @@ class BudgetSection(_Strict):
 
 
 class ParallelSection(_Strict):
+    """How much runs at once: ``evaluations`` in flight (the evaluator's slots), ``llm_requests``
+    mutations in flight, and how population strategies schedule them (``mode``):
+
+    - ``batch`` (the default): propose one child per slot, mutate them all, evaluate them all, file
+      the batch. Exactly reproducible: the same seed and LLM cache give the same archive, a resumed
+      run files what an uninterrupted one would, and ``llm.replay`` works. Slots idle while the LLM
+      answers and while the batch's slowest evaluation runs.
+    - ``async``: steady state (:mod:`evolve.parallel.scheduler`); a child is proposed the moment a
+      mutation slot frees, a mutated child starts the moment an evaluation slot frees, each result
+      is filed as it completes. Keeps slots busy (``bench/utilisation.py``), but which child sees
+      which results depends on timing, so it is not replayable (see the scheduler's docstring).
+
+    ``batch`` is the default because reproducibility is a promise of every other part of evolve
+    (resume, replay, comparisons of configs); ``async`` pays off when evaluations are slow or
+    uneven, or the LLM is slow, and is one ``--set parallel.mode=async`` away.
+    """
+
     evaluations: int = Field(default=1, ge=1, le=64)
     llm_requests: int = Field(default=4, ge=1, le=64)
+    mode: Literal["batch", "async"] = "batch"
     #: Where evaluations run: this machine ("local") or the nodes of a Ray cluster ("ray", the
     #: ``[ray]`` extra; see evolve/parallel/ray_cluster.py). The archive, strategy and LLM stay here.
     backend: Literal["local", "ray"] = "local"

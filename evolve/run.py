@@ -4,7 +4,10 @@ Each batch: the strategy proposes one parent per evaluation slot, mutators write
 (concurrently, each with its own RNG derived from the run's RNG so thread timing never changes
 results), the sandbox evaluates them (concurrently), and the archive commits the whole batch together
 with the RNG and mutator state. A run killed at any moment resumes from its last committed batch and
-continues the same sequence.
+continues the same sequence. With ``parallel.mode: async`` the batch gives way to a steady state
+(:mod:`evolve.parallel.scheduler`): children are written while others are evaluated, each is filed
+with the run state as it finishes, and the budget is never overshot; a resumed run continues, but
+not the same sequence (timing decides which results a proposal sees).
 
 The loop knows no strategy type: it calls ``strategy.step(run)`` until a budget is spent. A
 population strategy's step is :meth:`EvolutionRun.breed` (the batch above). An agent strategy's
@@ -48,6 +51,7 @@ from evolve.runlog import FILE_NAME as RUN_LOG, RunLog
 from evolve.stopping import install_ctrl_c, parallel, restore_ctrl_c
 from evolve.parallel import Evaluator
 from evolve.parallel.local import LocalEvaluator
+from evolve.parallel.scheduler import SteadyState
 from evolve.sandbox import Limits
 from evolve.strategies import Proposal, Strategy, make_strategy
 from evolve.tasks import Constraint, Objective
@@ -111,6 +115,8 @@ class RunOutcome:
 
 
 ProgressFn = Callable[["EvolutionRun"], None]
+#: One child on its way: the proposal, the mutator that writes it and the child's own RNG.
+ChildJob = tuple[Proposal, Mutator, random.Random]
 
 
 class EvolutionRun:
@@ -158,6 +164,7 @@ class EvolutionRun:
         self.target_hit: int | None = None
         self._evaluator: Evaluator | None = None  # set while executing
         self._retried_seen = 0  # the evaluator's retries already in the counters
+        self._progress: ProgressFn | None = None  # set while executing (the steady state reports each filing)
         self._started, self._base_wall = time.monotonic(), 0.0
         self.archive = self._open_archive()
 
@@ -233,6 +240,7 @@ class EvolutionRun:
             limits = limits.with_(disk_mb=self.config.sandbox.disk_mb)
         self.scratch.mkdir(parents=True, exist_ok=True)
         self._started = time.monotonic()
+        self._progress = progress
         interrupted, failure = False, None
         previous = install_ctrl_c()
         try:
@@ -354,12 +362,15 @@ class EvolutionRun:
     def breed(self, propose: Callable[[random.Random], Proposal]) -> None:
         """One batch: ``propose`` a parent per evaluation slot, mutate concurrently (each child with
         its own RNG drawn from the run's, so thread timing never changes results), evaluate, and
-        archive the batch with the run state."""
-        slots = []
-        for _ in range(self._batch_size()):
-            proposal = propose(self.rng)
-            mutator = self.rng.choices(self.mutators, weights=self.weights)[0]
-            slots.append((proposal, mutator, random.Random(self.rng.getrandbits(64))))
+        archive the batch with the run state. With ``parallel.mode: async`` the step is the steady
+        state instead (:mod:`evolve.parallel.scheduler`), until the run must stop."""
+        if self.config.parallel.mode == "async":
+            assert self._evaluator is not None, "breeding happens inside execute()"
+            steady = SteadyState[ChildJob, Mutation](self._evaluator, mutations=self.config.parallel.llm_requests,
+                                                     log=self.log.write)
+            steady.run(_Breeding(self, propose))
+            return
+        slots = [self._draw_child(propose) for _ in range(self._batch_size())]
         mutations = parallel(lambda slot: self._mutate(*slot), slots, self.config.parallel.llm_requests)
         for m in mutations:
             self.charge(m.usage)
@@ -370,18 +381,27 @@ class EvolutionRun:
         if accepted:
             self.counters.rejected_in_a_row = 0
         results = self._evaluate_all([m.source for _, m in accepted if m.source is not None])
-        records = []
-        for ((proposal, mutator, _), m), result in zip(accepted, results):
-            assert m.source is not None
-            child = Candidate(
-                source=m.source, result=result, parents=proposal.parents, mutator=m.mutator, usage=m.usage,
-                description=m.description, generation=proposal.generation, island=proposal.island,
-                extra={"inspirations": list(proposal.inspirations)})
-            mutator.feedback(m, self.strategy.ranker.better(child, self.known[proposal.parents[0]]))
-            records.append(child)
+        records = [self._child(slot, m, result) for (slot, m), result in zip(accepted, results)]
         self.counters.batches += 1
         self.counters.wall_s = self._elapsed()
         self._file(records)
+
+    def _draw_child(self, propose: Callable[[random.Random], Proposal]) -> ChildJob:
+        """A parent, a mutator and the child's own RNG, drawn from the run's RNG in this order."""
+        proposal = propose(self.rng)
+        mutator = self.rng.choices(self.mutators, weights=self.weights)[0]
+        return proposal, mutator, random.Random(self.rng.getrandbits(64))
+
+    def _child(self, job: ChildJob, m: Mutation, result: EvalResult) -> Candidate:
+        """The record of an evaluated child; its mutator hears whether it beat its parent."""
+        proposal, mutator, _ = job
+        assert m.source is not None
+        child = Candidate(
+            source=m.source, result=result, parents=proposal.parents, mutator=m.mutator, usage=m.usage,
+            description=m.description, generation=proposal.generation, island=proposal.island,
+            extra={"inspirations": list(proposal.inspirations)})
+        mutator.feedback(m, self.strategy.ranker.better(child, self.known[proposal.parents[0]]))
+        return child
 
     def checkpoint(self) -> None:
         """Close a step that filed its candidates as it went (an agent iteration): save the state."""
@@ -479,6 +499,45 @@ class EvolutionRun:
     @property
     def run_dir(self) -> Path:
         return self.config.run_dir
+
+
+class _Breeding:
+    """The run as the steady state's :class:`~evolve.parallel.scheduler.Breeder`: the same draws,
+    accounting and records as a batch, one child at a time."""
+
+    def __init__(self, run: EvolutionRun, propose: Callable[[random.Random], Proposal]) -> None:
+        self.run, self._propose = run, propose
+
+    def stop_reason(self) -> str | None:
+        return self.run.stop_reason()
+
+    def room(self) -> int | None:
+        budget = self.run.config.budget.max_evaluations
+        return None if budget is None else budget - self.run.counters.evaluations
+
+    def propose(self) -> ChildJob:
+        return self.run._draw_child(self._propose)
+
+    def mutate(self, job: ChildJob) -> Mutation:
+        return self.run._mutate(*job)
+
+    def mutated(self, job: ChildJob, m: Mutation) -> str | None:
+        run = self.run
+        run.charge(m.usage)
+        if m.source is None:
+            run._count_rejection(f"rejected ({m.mutator}): {m.error}", m.kind or "rejected", m.mutator)
+        else:
+            run.counters.rejected_in_a_row = 0
+        return m.source
+
+    def evaluated(self, job: ChildJob, m: Mutation, result: EvalResult) -> None:
+        run = self.run
+        record = run._child(job, m, result)
+        run.counters.batches += 1  # a one-child batch
+        run.counters.wall_s = run._elapsed()
+        run._file([record])
+        if run._progress is not None:
+            run._progress(run)
 
 
 def _history_line(cand: Candidate, objectives: tuple[Objective, ...], cid: int | None = None) -> str:
