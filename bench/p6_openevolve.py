@@ -11,6 +11,8 @@ CPU seconds of the process tree, and the ratios.
 - **evolve**: ``evolve run`` with the built-in ``toy`` task (isolation on: each candidate runs in a
   fresh sandboxed interpreter with limits and memory measured), islands, ``llm-diff``,
   ``parallel: {evaluations: 2, llm_requests: 2}``, once per ``--modes`` (``async`` and ``batch``).
+  ``--llm-requests 4`` lets evolve write more children at once than it evaluates (OpenEvolve's
+  workers each ask the LLM, then evaluate: its LLM concurrency is its evaluation concurrency).
 - **OpenEvolve 0.4.1**: ``openevolve-run`` with 2 parallel evaluations (its worker processes),
   2 islands, no cascade, and an evaluator that runs the candidate in a plain subprocess (it
   isolates nothing and measures no memory; that is how its examples run programs).
@@ -97,7 +99,7 @@ def openevolve_venv(cache: Path) -> Path:
     return run
 
 
-def evolve_command(out: Path, base_url: str, mode: str, iterations: int) -> list[str]:
+def evolve_command(out: Path, base_url: str, mode: str, iterations: int, llm_requests: int) -> list[str]:
     data = {
         "run": {"name": f"p6-{mode}", "output_dir": str(out / "runs"), "seed": 42},
         "task": {"name": "toy"},
@@ -106,7 +108,7 @@ def evolve_command(out: Path, base_url: str, mode: str, iterations: int) -> list
         "mutators": [{"name": "llm-diff"}],
         "llm": {"base_url": base_url, "api_key_env": None, "timeout_s": 60, "models": [{"name": "fake-model"}]},
         "budget": {"max_evaluations": iterations + 1},  # the seed and one child per iteration
-        "parallel": {"evaluations": 2, "llm_requests": 2, "mode": mode},
+        "parallel": {"evaluations": 2, "llm_requests": llm_requests, "mode": mode},
     }
     path = out / f"evolve-{mode}.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -147,6 +149,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per LLM answer")
+    parser.add_argument("--llm-requests", type=int, default=2,
+                        help="evolve's mutations in flight (OpenEvolve has one per worker: 2)")
     parser.add_argument("--modes", nargs="+", default=["async", "batch"], choices=["async", "batch"])
     parser.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "evolve-bench")
@@ -162,14 +166,16 @@ def main() -> None:
                 out = Path(tmp) / f"r{r}-{name.replace(' ', '-')}"
                 out.mkdir()
                 command = (openevolve_command(oe_run, out, server.base_url, args.iterations) if name == "OpenEvolve"
-                           else evolve_command(out, server.base_url, name.split()[1], args.iterations))
+                           else evolve_command(out, server.base_url, name.split()[1], args.iterations,
+                                               args.llm_requests))
                 asked = model.served
                 wall, cpu = timed(command, out / "output.log")
                 walls[name].append(wall)
                 cpus[name].append(cpu)
                 print(f"repeat {r + 1} {name:12}: {wall:6.2f} s wall, {cpu:6.2f} s CPU, "
                       f"{model.served - asked} LLM answers", flush=True)
-    print(f"\n{args.iterations} iterations, 2 in parallel, LLM latency {args.latency:g} s; medians of {args.repeats}:")
+    print(f"\n{args.iterations} iterations, 2 evaluations in parallel, evolve's LLM requests {args.llm_requests}, "
+          f"LLM latency {args.latency:g} s; medians of {args.repeats}:")
     rate = {n: args.iterations / statistics.median(walls[n]) for n in names}
     for name in names:
         print(f"  {name:12}: {statistics.median(walls[name]):6.2f} s wall, {rate[name]:5.2f} iterations/s, "

@@ -98,9 +98,9 @@ def test_the_budget_bounds_children_in_flight_and_every_slot_is_used() -> None:
 
 
 def test_mutations_in_flight_plus_waiting_children_never_exceed_the_setting() -> None:
-    """Evaluations are the bottleneck (0.1 s against 1 ms mutations): the strategy runs at most
+    """Evaluations are the bottleneck (0.3 s against 1 ms mutations): the strategy runs at most
     ``mutations`` children ahead of the evaluations."""
-    host, evaluator = Host(budget=12, latency=0.001, sleeps=(0.1,)), SleepingEvaluator(slots=2)
+    host, evaluator = Host(budget=12, latency=0.001, sleeps=(0.3,)), SleepingEvaluator(slots=2)
     SteadyState(evaluator, mutations=3).run(host)
     assert len(host.filed) == 12 and host.peak_in_flight == 2 + 3
 
