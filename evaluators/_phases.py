@@ -8,6 +8,7 @@ value into metrics; everything about how phases fail is decided here, once.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import stat
@@ -41,6 +42,7 @@ class Checked:
     checked: ProcessResult
     value: dict[str, Any]
     phases: dict[str, Any]
+    digest: str = ""  # of the checked artefact (artefact_digest): what a timed repeat must rebuild
 
 
 # --- inside the build process -----------------------------------------------------------------------
@@ -92,6 +94,7 @@ def build_and_check(
             files = artefact_files(build_dir, artefact)
         except ArtefactFileError as exc:
             return EvalResult(status="error", error=str(exc), phases=phases)
+        digest = artefact_digest(files)
         checked = sandbox.run(check(files), limits=Limits(timeout_s=check_timeout_s))
     phases["check"] = checked.summary()
     if not checked.ok:  # a crashed or killed checker: its input, the candidate's artefact, is to blame
@@ -102,7 +105,7 @@ def build_and_check(
         error = value.get("error") if isinstance(value, dict) else f"the check returned {value!r:.80}"
         status = value.get("status", "error") if isinstance(value, dict) else "error"
         return EvalResult(status=status, error=str(error)[:300], phases=phases)
-    return Checked(built, checked, value, phases)
+    return Checked(built, checked, value, phases, digest)
 
 
 def artefact_files(build_dir: Path, names: Sequence[str]) -> dict[str, str]:
@@ -121,3 +124,15 @@ def artefact_files(build_dir: Path, names: Sequence[str]) -> dict[str, str]:
     if total > MAX_ARTEFACT_BYTES:
         raise ArtefactFileError(f"the artefact is {total >> 20} MiB, more than the {MAX_ARTEFACT_BYTES >> 20} MiB allowed")
     return files
+
+
+def artefact_digest(files: dict[str, str]) -> str:
+    """SHA-256 of the artefact files' names and bytes. A deterministic build writes the same bytes
+    every time (measured: the sorter seed's ``tensors.pt`` and ``program.json`` are byte-identical
+    across builds in separate workers), so a repeat with another digest built another model."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        data = Path(files[name]).read_bytes()
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()

@@ -17,6 +17,14 @@ predict, so their figures cannot be special-cased. In the hidden variant the pro
 puts a longest name first: the first step then builds the largest graph any step can, so the peak
 memory of a short run is the peak of a full run and does not depend on the secret seed.
 
+A secret stage says how it failed (status, limit, exit code, the first differing line's number)
+but never quotes the candidate: not its stdout, its stderr or its error line. Those are written by
+the candidate, which knows the secret seed and names (its argv and data), and they reach whoever
+reads results (an LLM prompt): a candidate that computed the hidden output honestly and printed it
+to stderr would let the next one print it from memory. The public stage runs the same program, so
+its errors are shown in full there (rule ``secret-output-withheld``,
+``tests/evaluators/test_redteam.py``).
+
 Reference outputs come from running the reference in the same sandbox (the two hidden ones
 concurrently) and are cached on disk under ``cache_dir``, which no sandboxed process may read, keyed
 by the reference's source, seed, steps and data. Unless ``hidden_seed`` is given, the hidden variant
@@ -47,7 +55,7 @@ from evaluators._timing import Repeats, median, repeated, timing_info
 from evolve.evaluation import EvalResult
 from evolve.plugins import ConfigPath
 from evolve.plugins import Params as PluginParams
-from evolve.sandbox import Job, Limits, Sandbox
+from evolve.sandbox import Job, Limits, ProcessResult, Sandbox
 from evolve.tasks import Constraint, Objective, Task
 
 NAMES = Path(__file__).resolve().parent / "data" / "names.txt"
@@ -139,7 +147,7 @@ class MicroGPTTask(Task):
             if not proc.ok:
                 result = EvalResult.failed(proc, stage.name, **info)
                 result.phases = phases
-                return result
+                return _withheld(result, proc, stage)
             diff = first_difference(expected[stage.name]["stdout"], proc.stdout, secret=stage.secret)
             if not diff:
                 steps_checked = max(steps_checked, stage.steps)
@@ -168,7 +176,7 @@ class MicroGPTTask(Task):
         """One more timed run of the last stage; it must succeed and print the same output again."""
         proc = sandbox.run(_job(program, stage), limits=limits)
         if not proc.ok:
-            return EvalResult.failed(proc, f"{stage.name} (repeat {repeat})")
+            return _withheld(EvalResult.failed(proc, f"{stage.name} (repeat {repeat})"), proc, stage)
         diff = first_difference(expected["stdout"], proc.stdout, secret=stage.secret)
         if diff:
             return EvalResult(status="error", error=f"{stage.name} run, repeat {repeat}: {diff}")
@@ -311,9 +319,21 @@ def first_difference(expected: str, got: str, *, secret: bool) -> str | None:
     line = next((i for i, (a, b) in enumerate(zip(want, have)) if a != b), min(len(want), len(have)))
     a = repr(want[line][:CLIP]) if line < len(want) else "end of output"
     b = repr(have[line][:CLIP]) if line < len(have) else "end of output"
-    if secret:
-        return f"output differs from the reference at line {line + 1} (expected line withheld), got {b}"
+    if secret:  # and the candidate's own line too: it may carry what the candidate learnt of the secret
+        return f"output differs from the reference at line {line + 1} (expected and actual lines withheld)"
     return f"output differs from the reference at line {line + 1}: expected {a}, got {b}"
+
+
+def _withheld(result: EvalResult, proc: ProcessResult, stage: Stage) -> EvalResult:
+    """``result`` without the candidate's words when ``stage`` is secret (its stderr tail and error
+    line could carry the hidden names or output back to the caller); the sandbox's figures stay."""
+    if not stage.secret:
+        return result
+    how = f"{proc.status}" + (f", {proc.limit} limit" if proc.limit else "") + (
+        f", exit code {proc.exit_code}" if proc.exit_code else "") + (f", signal {proc.signal}" if proc.signal else "")
+    result.error = f"{stage.name} run ({_describe(stage)}) failed ({how}); its output is withheld in secret runs"
+    result.traceback = None
+    return result
 
 
 def _job(program: Path, stage: Stage) -> Job:

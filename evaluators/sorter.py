@@ -28,6 +28,13 @@ Evaluation runs in two sandboxed processes (artefact format: ``evaluators/_torch
    arithmetic is refused (``token-lookup``) instead of scoring with 0 parameters. A refusal, or a
    checker that crashes or is killed, makes the candidate ``invalid``.
 
+``train_s`` is the median of ``repeats`` builds (``evaluators/_timing.py``). Only the first build's
+artefact is checked, so every repeat must write byte for byte the same artefact (rule
+``timed-build-is-checked-build``, ``tests/evaluators/test_redteam.py``); otherwise a candidate
+that skips training at random, or whenever it can tell it is not the first build, would be timed
+on builds that never trained the model that was scored. ``train_model`` must therefore be
+deterministic for its seed, as the build's single thread makes ordinary torch training.
+
 Options: ``alphabet`` (2-8, default 3), ``length`` (2-6, default 3), ``seed`` (the training seed
 passed to ``train_model``, default 0), ``build_timeout_s`` and ``check_timeout_s`` (120 s each;
 larger sizes train longer: the seed needs about 15 CPU seconds at 5 letters of 5, 60 at 6 of 8).
@@ -49,7 +56,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from evaluators._phases import ARTEFACT_FILES, CANDIDATE_FILE, build_and_check
+from evaluators._phases import ARTEFACT_FILES, CANDIDATE_FILE, ArtefactFileError, artefact_digest, artefact_files, build_and_check
 from evaluators._timing import Repeats, median, repeated, timing_info
 from evolve.evaluation import EvalResult
 from evolve.plugins import Params as PluginParams
@@ -93,7 +100,7 @@ class SorterTask(Task):
         if isinstance(outcome, EvalResult):
             return outcome
         built = outcome.built
-        walls = repeated(built.wall_s, o["repeats"], lambda i: self._time_build(sandbox, build, i))
+        walls = repeated(built.wall_s, o["repeats"], lambda i: self._time_build(sandbox, build, i, outcome.digest))
         if isinstance(walls, EvalResult):
             return walls
         metrics = {
@@ -106,12 +113,21 @@ class SorterTask(Task):
         info = {**outcome.value["info"], **size, "seed": o["seed"], **timing_info("train_s", walls)}
         return EvalResult(status="ok", metrics=metrics, info=info, phases=outcome.phases)
 
-    def _time_build(self, sandbox: Sandbox, build: Job, repeat: int) -> float | EvalResult:
-        """One more timed build (a fresh working directory); a failure fails the candidate."""
+    def _time_build(self, sandbox: Sandbox, build: Job, repeat: int, digest: str) -> float | EvalResult:
+        """One more timed build (a fresh working directory); a failure, or an artefact other than the
+        checked one (``digest``), fails the candidate."""
         with sandbox.workdir() as build_dir:
             proc = sandbox.run(build, limits=Limits(timeout_s=self.options["build_timeout_s"]), workdir=build_dir)
-        if not proc.ok:
-            return EvalResult.failed(proc, f"build (repeat {repeat})")
+            if not proc.ok:
+                return EvalResult.failed(proc, f"build (repeat {repeat})")
+            try:
+                rebuilt = artefact_digest(artefact_files(build_dir, ARTEFACT_FILES))
+            except ArtefactFileError:
+                rebuilt = ""
+        if rebuilt != digest:
+            error = (f"timed-build-is-checked-build: build repeat {repeat} wrote another artefact than the checked "
+                     "build; train_model must build the same model every time for its seed")
+            return EvalResult(status="invalid", error=error, phases={f"build (repeat {repeat})": proc.summary()})
         return float(proc.wall_s)
 
 

@@ -4,6 +4,16 @@ The candidate is a script that prints one JSON list of numbers as its last stdou
 evaluator (in the trusted parent, reading the output as data) scores the squared distance of that
 list to a fixed target vector and the program's size. It exists for tests, demos and benchmarks of
 the search itself, where a torch task would make every experiment minutes long.
+
+Rules against a hostile candidate (``tests/evaluators/test_redteam.py``):
+
+- ``chars`` is the program's size in UTF-8 bytes, not in code points: a program packed two source
+  bytes to a character and unpacked by ``exec`` (``exec(bytes("...", "utf-16"))``) would otherwise
+  halve the figure without shrinking the program. For ASCII programs the two are equal.
+- The output is data parsed here, in the trusted parent: anything that is not a flat JSON list of
+  numbers (an integer too big for a float, a list nested past the parser's recursion limit) is a
+  failed candidate, never an exception that would stop the run; a number whose square overflows
+  (``1e200``) scores ``error`` inf.
 """
 
 from __future__ import annotations
@@ -42,12 +52,13 @@ class ToyTask(Task):
         lines = proc.stdout.strip().splitlines()
         try:
             values = [float(v) for v in json.loads(lines[-1])]
-        except (IndexError, ValueError, TypeError):
+        except (IndexError, ValueError, TypeError, OverflowError, RecursionError):
             return EvalResult(status="error", error="the last line of stdout is not a JSON list of numbers",
                               phases={"run": proc.summary()})
-        error = sum((v - t) ** 2 for v, t in zip(values, TARGET)) + sum(t * t for t in TARGET[len(values):])
+        # products, not ** 2: a float's ** 2 raises OverflowError past 1e154 where a product is inf
+        error = sum((v - t) * (v - t) for v, t in zip(values, TARGET)) + sum(t * t for t in TARGET[len(values):])
         error += sum(v * v for v in values[len(TARGET):])
-        metrics = {"error": error if math.isfinite(error) else math.inf, "chars": float(len(program.read_text()))}
+        metrics = {"error": error if math.isfinite(error) else math.inf, "chars": float(len(program.read_bytes()))}
         return EvalResult(status="ok", metrics=metrics, phases={"run": proc.summary()})
 
 

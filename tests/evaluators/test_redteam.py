@@ -1,0 +1,86 @@
+"""Red-team suite for the toy, sorter and microgpt scores (issues #12, #13): hostile candidates the
+adder cheat suite (``test_cheats.py``) and the sandbox catalogue (``evolve/sandbox/hostile.py``) do
+not cover, each run end to end through the real sandbox, each assertion naming the rule that
+catches it (documented in the task's docstring)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evolve.evaluation import evaluate
+from evolve.sandbox import Sandbox
+from evolve.tasks import get_task
+
+HERE = Path(__file__).parent
+CHEATS = HERE / "cheats"
+ROOT = HERE.parents[1]
+
+
+# --- toy: the judged figures are the candidate's output and its size ---------------------------
+@pytest.fixture(scope="module")
+def fresh():
+    with Sandbox() as box:
+        yield box
+
+
+def test_packing_two_bytes_to_a_character_does_not_shrink_chars(fresh):
+    cheat = CHEATS / "toy_utf16_packed.py"
+    r = evaluate(get_task("toy"), cheat, fresh)
+    assert r.status == "ok" and r.metrics["error"] == 0.0, r.error
+    # rule chars-are-bytes: the figure is the file's UTF-8 size, not its (halved) count of characters
+    assert r.metrics["chars"] == len(cheat.read_bytes()) > 1.5 * len(cheat.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("output", "status", "error"),
+    [
+        ("[1" + "0" * 400 + "]", "error", "not a JSON list of numbers"),  # int too big for a float: OverflowError
+        ("[" * 20000 + "]" * 20000, "error", "not a JSON list of numbers"),  # RecursionError in the parser
+        ("[1e200, 0, 0, 0]", "ok", None),  # (1e200 - 3) ** 2 raises OverflowError; the product is inf
+    ],
+    ids=["huge-int", "deep-nesting", "square-overflows"],
+)
+def test_output_that_breaks_the_parser_fails_the_candidate_not_the_run(fresh, tmp_path, output, status, error):
+    program = tmp_path / "program.py"
+    program.write_text(f"print({output!r})\n")
+    r = evaluate(get_task("toy"), program, fresh)  # rule output-is-data: no exception escapes the evaluator
+    assert r.status == status and not r.feasible, (r.status, r.error)
+    assert (error is None and r.metrics["error"] == float("inf")) or error in r.error
+
+
+# --- sorter: train_s is timed on builds whose artefact must be the checked one -----------------
+@pytest.mark.slow
+def test_repeats_that_do_not_rebuild_the_checked_model_are_refused(tmp_path):
+    task = get_task("sorter", repeats=2)
+    program = tmp_path / "candidate.py"
+    program.write_text((ROOT / "seeds" / "sorter" / "zepto.py").read_text() + "\n\n" + (CHEATS / "unrepeatable_build.py").read_text())
+    with Sandbox(mode=task.isolation, preload=task.preload, warmup=task.warmup) as box:
+        r = evaluate(task, program, box)
+    assert r.status == "invalid" and not r.feasible, (r.status, r.error)
+    assert r.error.startswith("timed-build-is-checked-build: build repeat 2 wrote another artefact"), r.error
+
+
+# --- microgpt: a secret run must not talk back ---------------------------------------------------
+MICROGPT = {"steps": 2, "full_steps": 0, "hidden_seed": 7, "hidden_names": 3000}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["crash", "print"])
+def test_a_secret_run_cannot_send_the_secret_back_through_its_output(fresh, tmp_path_factory, mode):
+    cache = tmp_path_factory.getbasetemp() / "redteam-microgpt-cache"  # shared by both modes: one reference run each
+    task = get_task("microgpt", cache_dir=str(cache), **MICROGPT)
+    program = tmp_path_factory.mktemp(mode) / "leak.py"
+    leak = (HERE / "microgpt_cheats" / "leak.py").read_text().replace('MODE = "crash"', f"MODE = {mode!r}")
+    program.write_text(leak + "\n\n" + (ROOT / "seeds" / "microgpt" / "optimized.py").read_text())
+    r = evaluate(task, program, fresh)
+    assert not r.feasible and r.info["stage"] == "hidden", (r.status, r.error)
+    if mode == "print":
+        assert r.status == "ok" and r.metrics["output_match"] == 0.0 and r.metrics["steps_checked"] == 2
+    else:
+        assert r.status == "error"
+    # rule secret-output-withheld: no word of the candidate's own from a secret run reaches the caller
+    text = f"{r.error} {r.traceback} {r.info}"
+    assert "LEAK" not in text and "seed=" not in text, text
+    assert r.error.startswith("hidden run") and "withheld" in r.error, r.error
