@@ -10,12 +10,17 @@ from pathlib import Path
 import pytest
 
 from evolve.evaluation import evaluate
-from evolve.sandbox import Sandbox
+from evolve.sandbox import Job, Sandbox
 from evolve.tasks import get_task
 
 HERE = Path(__file__).parent
 CHEATS = HERE / "cheats"
 ROOT = HERE.parents[1]
+KEYRING = ROOT / "tests" / "sandbox" / "programs" / "keyring.py"
+
+
+class KeyStoreHole(AssertionError):
+    """The known hole an xfail test expects; any other failure of that test is a real one."""
 
 
 # --- toy: the judged figures are the candidate's output and its size ---------------------------
@@ -60,6 +65,28 @@ def test_repeats_that_do_not_rebuild_the_checked_model_are_refused(tmp_path):
         r = evaluate(task, program, box)
     assert r.status == "invalid" and not r.feasible, (r.status, r.error)
     assert r.error.startswith("timed-build-is-checked-build: build repeat 2 wrote another artefact"), r.error
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=KeyStoreHole, reason="hole (sandbox, reported): the kernel key store outlives the job, so a "
+                   "repeat can load the weights the first build stored and time no training (measured: train_s "
+                   "1.28 s honest, 0.66 s with the cache; tests/sandbox/test_sandbox_redteam.py)")
+def test_a_repeat_cannot_load_what_the_first_build_trained(tmp_path):
+    task = get_task("sorter", repeats=2)
+    program = tmp_path / "candidate.py"
+    cheat = (CHEATS / "keyring_cache.py").read_text()
+    found = "    model = ZeptoGPT(alphabet + 1, 2 * length + 1)"
+    assert found in cheat  # the repeat fails loudly where it would load the cached weights
+    cheat = cheat.replace(found, '    raise RuntimeError("found the weights an earlier build stored")\n' + found)
+    program.write_text((ROOT / "seeds" / "sorter" / "zepto.py").read_text() + "\n\n" + cheat)
+    with Sandbox(mode=task.isolation, preload=task.preload, warmup=task.warmup) as box:
+        try:
+            r = evaluate(task, program, box)
+        finally:  # the planted weights must not outlive the test
+            box.run(Job.script("keyring.py", "clear", files={"keyring.py": str(KEYRING)}))
+    if "found the weights an earlier build stored" in str(r.error):
+        raise KeyStoreHole(r.error)  # rule wanted: no state outlives a job, so every timed build trains
+    assert r.status == "ok", (r.status, r.error)
 
 
 # --- microgpt: a secret run must not talk back ---------------------------------------------------
