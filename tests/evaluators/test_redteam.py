@@ -11,7 +11,8 @@ import pytest
 
 from evolve.evaluation import evaluate
 from evolve.sandbox import Job, Sandbox
-from evolve.tasks import get_task
+from evolve.new_task import write_skeleton
+from evolve.tasks import get_task, load_task_file
 
 HERE = Path(__file__).parent
 CHEATS = HERE / "cheats"
@@ -36,6 +37,18 @@ def test_packing_two_bytes_to_a_character_does_not_shrink_chars(fresh):
     assert r.status == "ok" and r.metrics["error"] == 0.0, r.error
     # rule chars-are-bytes: the figure is the file's UTF-8 size, not its (halved) count of characters
     assert r.metrics["chars"] == len(cheat.read_bytes()) > 1.5 * len(cheat.read_text(encoding="utf-8"))
+
+
+def test_a_new_task_skeleton_counts_chars_in_bytes_too(fresh, tmp_path):
+    write_skeleton("half", tmp_path)
+    task = load_task_file(tmp_path / "half.py")()
+    body = "print(3.14159)  # the skeleton's target" + "; a longer program packs better" * 4 + "\n"  # even: pairs
+    program = tmp_path / "packed.py"
+    program.write_text(f"exec(bytes({body.encode().decode('utf-16-le')!r},'utf-16-le'))\n", encoding="utf-8")
+    r = evaluate(task, program, fresh)
+    assert r.status == "ok" and r.metrics["error"] < 1e-9, r.error
+    # rule chars-are-bytes, in the template every file task starts from
+    assert r.metrics["chars"] == len(program.read_bytes()) > len(body) > len(program.read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize(
