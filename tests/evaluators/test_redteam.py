@@ -24,6 +24,11 @@ class KeyStoreHole(AssertionError):
     """The known hole an xfail test expects; any other failure of that test is a real one."""
 
 
+def clear_key_store(box: Sandbox) -> None:
+    """Empty the jobs' uid's user keyring (what the key-store cheats planted)."""
+    assert box.run(Job.script("keyring.py", "clear", files={"keyring.py": str(KEYRING)})).ok
+
+
 # --- toy: the judged figures are the candidate's output and its size ---------------------------
 @pytest.fixture(scope="module")
 def fresh():
@@ -93,10 +98,11 @@ def test_a_repeat_cannot_load_what_the_first_build_trained(tmp_path):
     cheat = cheat.replace(found, '    raise RuntimeError("found the weights an earlier build stored")\n' + found)
     program.write_text((ROOT / "seeds" / "sorter" / "zepto.py").read_text() + "\n\n" + cheat)
     with Sandbox(mode=task.isolation, preload=task.preload, warmup=task.warmup) as box:
+        clear_key_store(box)
         try:
             r = evaluate(task, program, box)
         finally:  # the planted weights must not outlive the test
-            box.run(Job.script("keyring.py", "clear", files={"keyring.py": str(KEYRING)}))
+            clear_key_store(box)
     if "found the weights an earlier build stored" in str(r.error):
         raise KeyStoreHole(r.error)  # rule wanted: no state outlives a job, so every timed build trains
     assert r.status == "ok", (r.status, r.error)
@@ -124,3 +130,28 @@ def test_a_secret_run_cannot_send_the_secret_back_through_its_output(fresh, tmp_
     text = f"{r.error} {r.traceback} {r.info}"
     assert "LEAK" not in text and "seed=" not in text, text
     assert r.error.startswith("hidden run") and "withheld" in r.error, r.error
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, raises=KeyStoreHole, reason="hole (sandbox, reported): the kernel key store outlives "
+                   "the job, so a candidate replays an output it computed in an earlier evaluation (measured, 20+100 "
+                   "steps: wall_s 2.27 s -> 0.06 s, peak_memory_mib 11.9 -> 8.9, feasible)")
+def test_a_run_cannot_replay_an_output_an_earlier_evaluation_stored(fresh, tmp_path):
+    task = get_task("microgpt", cache_dir=str(tmp_path / "cache"), **MICROGPT)
+    honest = (ROOT / "seeds" / "microgpt" / "optimized.py").read_text().rstrip()
+    tail = 'if __name__ == "__main__":\n    main()'
+    assert honest.endswith(tail)
+    cheat = (HERE / "microgpt_cheats" / "keyring_replay.py").read_text()
+    replay = "        _sys.stdout.write(_zlib.decompress(buf.raw[:size]).decode())"
+    assert replay in cheat  # the replay fails loudly where it would print the stored output
+    program = tmp_path / "replay.py"
+    program.write_text(honest[: -len(tail)] + "\n\n" + cheat.replace(replay, '        raise SystemExit("replayed")'))
+    clear_key_store(fresh)
+    try:
+        first, second = evaluate(task, program, fresh), evaluate(task, program, fresh)
+    finally:  # the stored outputs must not outlive the test
+        clear_key_store(fresh)
+    assert first.feasible, first.error  # the honest first evaluation stored its outputs
+    if second.error and "replayed" in second.error:
+        raise KeyStoreHole(second.error)  # rule wanted: no state outlives a job
+    assert second.feasible, second.error
