@@ -129,8 +129,7 @@ class MicroGPTTask(Task):
 
     def evaluate(self, program: Path, sandbox: Sandbox) -> EvalResult:
         stages = self.stages()
-        # a fingerprint, not the seed: whoever reads results (an LLM prompt) must not learn the secret
-        info: dict[str, Any] = {"hidden_variant": _sha256(str(stages[1].seed).encode())[:12], "reference_runs": 0}
+        info: dict[str, Any] = {"hidden_variant": fingerprint(stages[1]), "reference_runs": 0}
         phases: dict[str, dict[str, Any]] = {}
         expected: dict[str, dict[str, Any]] = {}
         steps_checked = 0
@@ -308,6 +307,13 @@ def hidden_variant(hidden_seed: int, count: int, names: list[str]) -> tuple[int,
     else:
         chosen[first] = pick
     return seed, chosen
+
+
+def fingerprint(stage: Stage) -> str:
+    """Which hidden variant results were computed on, for whoever reads them (an LLM prompt), who
+    must not learn the secret: a hash of the seed *and* the names, because the seed alone is 31
+    bits, and a hash of it alone is inverted by trying every seed (minutes)."""
+    return _sha256(f"{stage.seed}\n".encode() + stage.data.read_bytes())[:12]
 
 
 def first_difference(expected: str, got: str, *, secret: bool) -> str | None:

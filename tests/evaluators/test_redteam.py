@@ -5,10 +5,12 @@ catches it (documented in the task's docstring)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
+from evaluators.microgpt import fingerprint
 from evolve.evaluation import evaluate
 from evolve.sandbox import Job, Sandbox
 from evolve.new_task import write_skeleton
@@ -155,3 +157,12 @@ def test_a_run_cannot_replay_an_output_an_earlier_evaluation_stored(fresh, tmp_p
     if second.error and "replayed" in second.error:
         raise KeyStoreHole(second.error)  # rule wanted: no state outlives a job
     assert second.feasible, second.error
+
+
+def test_the_hidden_variant_fingerprint_cannot_be_inverted_by_trying_seeds(tmp_path):
+    tasks = [get_task("microgpt", cache_dir=str(tmp_path), hidden_seed=7, hidden_names=n) for n in (3000, 3001)]
+    stages = [task.stages()[1] for task in tasks]  # (the tasks own the hidden names files: kept alive)
+    assert stages[0].seed == stages[1].seed  # the program seed comes first from the secret, whatever the count
+    # rule fingerprint-hides-seed: the names enter the hash, so hashing each of the 2**31 seeds finds nothing
+    assert fingerprint(stages[0]) != fingerprint(stages[1])
+    assert fingerprint(stages[0]) != hashlib.sha256(str(stages[0].seed).encode()).hexdigest()[:12]
