@@ -312,20 +312,21 @@ def hidden_variant(hidden_seed: int, count: int, names: list[str]) -> tuple[int,
 def fingerprint(stage: Stage) -> str:
     """Which hidden variant results were computed on, for whoever reads them (an LLM prompt), who
     must not learn the secret: a hash of the seed *and* the names, because the seed alone is 31
-    bits, and a hash of it alone is inverted by trying every seed (minutes)."""
+    bits, and a hash of it alone is inverted by hashing each of the 2**31 seeds."""
     return _sha256(f"{stage.seed}\n".encode() + stage.data.read_bytes())[:12]
 
 
 def first_difference(expected: str, got: str, *, secret: bool) -> str | None:
     """A one-line description of the first differing line, or None when the outputs are equal.
-    A secret run's expected line is withheld: it would leak the hidden reference output."""
+    A secret run's lines are withheld: the expected one would leak the hidden reference output, the
+    candidate's own could carry what it learnt of the secret."""
     if expected == got:
         return None
     want, have = expected.split("\n"), got.split("\n")
     line = next((i for i, (a, b) in enumerate(zip(want, have)) if a != b), min(len(want), len(have)))
     a = repr(want[line][:CLIP]) if line < len(want) else "end of output"
     b = repr(have[line][:CLIP]) if line < len(have) else "end of output"
-    if secret:  # and the candidate's own line too: it may carry what the candidate learnt of the secret
+    if secret:
         return f"output differs from the reference at line {line + 1} (expected and actual lines withheld)"
     return f"output differs from the reference at line {line + 1}: expected {a}, got {b}"
 
