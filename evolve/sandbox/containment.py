@@ -368,9 +368,14 @@ def _clear_capabilities() -> bool:
     return bool(_libc.capset(ctypes.byref(header), data) == 0)
 
 
-# --- seccomp: no new user namespaces; memfd_create refused where no memory cgroup counts it ------
+# --- seccomp: no new user namespaces, no kernel key store; memfd_create refused where no memory
+# cgroup counts it -----------------------------------------------------------------------------
 #: (AUDIT_ARCH, memfd_create, unshare, clone, clone3)
 _SECCOMP_ARCH = {"x86_64": (0xC000003E, 319, 272, 56, 435), "aarch64": (0xC00000B7, 279, 97, 220, 435)}
+#: add_key, request_key, keyctl: the kernel key store belongs to the uid, and every job runs as uid
+#: 65534, so a key outlives its job (the red team carried 20 KB of trained output from one
+#: evaluation to the next: microgpt's wall_s 2.27 s -> 0.06 s). No job needs it.
+KEY_SYSCALLS = {"x86_64": (248, 249, 250), "aarch64": (217, 218, 219)}
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _X32_BIT, _CLONE_NEWUSER = 0x40000000, 0x10000000
 _LD_W_ABS, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
@@ -387,22 +392,46 @@ class _SockFprog(ctypes.Structure):
 
 def seccomp_program(deny_memfd: bool) -> list[tuple[int, int, int, int]]:
     """The BPF filter: a foreign architecture is killed; the x32 ABI, unshare/clone asking for a new
-    user namespace (where a job would hold every capability again) and, if asked, memfd_create fail
-    with EPERM; clone3, whose flags live in memory BPF cannot read, fails with ENOSYS (libc then
-    falls back to clone). Everything else is allowed. Jumps are relative, hence the fixed layout."""
+    user namespace (where a job would hold every capability again), the key store's calls and, if
+    asked, memfd_create fail with EPERM; clone3, whose flags live in memory BPF cannot read, fails
+    with ENOSYS (libc then falls back to clone). Everything else is allowed.
+
+    Written with labels (BPF jumps are relative offsets, resolved by :func:`_assemble`)."""
     arch, memfd, unshare, clone, clone3 = _SECCOMP_ARCH[platform.machine()]
-    never = 0xFFFFFFFF  # no syscall has this number
-    return [
-        (_LD_W_ABS, 0, 0, 4), (_JEQ, 1, 0, arch), (_RET, 0, 0, _KILL),  # 0-2: seccomp_data.arch
-        (_LD_W_ABS, 0, 0, 0),  # 3: seccomp_data.nr
-        (_JGE, 8, 0, _X32_BIT),  # 4 -> 13
-        (_JEQ, 8, 0, clone3),  # 5 -> 14
-        (_JEQ, 3, 0, unshare), (_JEQ, 2, 0, clone),  # 6, 7 -> 10
-        (_JEQ, 4, 0, memfd if deny_memfd else never),  # 8 -> 13
-        (_RET, 0, 0, _ALLOW),  # 9
-        (_LD_W_ABS, 0, 0, 16), (_JSET, 1, 0, _CLONE_NEWUSER),  # 10-11: low half of args[0] (flags)
-        (_RET, 0, 0, _ALLOW), (_RET, 0, 0, _EPERM), (_RET, 0, 0, _ENOSYS),  # 12, 13, 14
-    ]
+    refused = (*KEY_SYSCALLS[platform.machine()], *((memfd,) if deny_memfd else ()))
+    return _assemble([
+        (_LD_W_ABS, 4), (_JEQ, arch, "nr", "kill"),  # seccomp_data.arch
+        (_LD_W_ABS, 0, "nr"),  # seccomp_data.nr
+        (_JGE, _X32_BIT, "eperm", None),
+        (_JEQ, clone3, "enosys", None),
+        (_JEQ, unshare, "flags", None), (_JEQ, clone, "flags", None),
+        *((_JEQ, nr, "eperm", None) for nr in refused),
+        (_RET, _ALLOW),
+        (_LD_W_ABS, 16, "flags"), (_JSET, _CLONE_NEWUSER, "eperm", None),  # low half of args[0]
+        (_RET, _ALLOW),
+        (_RET, _KILL, "kill"), (_RET, _EPERM, "eperm"), (_RET, _ENOSYS, "enosys"),
+    ])
+
+
+def _assemble(lines: list[tuple[Any, ...]]) -> list[tuple[int, int, int, int]]:
+    """BPF from ``(code, k[, label])`` and ``(jump, k, if_true, if_false)`` lines, where a jump's
+    targets are labels (None: the next line)."""
+    labels: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        if line[0] not in (_JEQ, _JGE, _JSET) and len(line) == 3:
+            labels[line[2]] = i
+
+    def offset(i: int, target: str | None) -> int:
+        return 0 if target is None else labels[target] - i - 1
+
+    program = []
+    for i, line in enumerate(lines):
+        if line[0] in (_JEQ, _JGE, _JSET):
+            code, k, if_true, if_false = line
+            program.append((code, offset(i, if_true), offset(i, if_false), k))
+        else:
+            program.append((line[0], 0, 0, line[1]))
+    return program
 
 
 def install_seccomp(deny_memfd: bool) -> bool:

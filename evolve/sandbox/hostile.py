@@ -14,6 +14,7 @@ import errno
 import functools
 import json
 import os
+import platform
 import signal
 import socket
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .containment import KEY_SYSCALLS
 from .job import Job, Limits, ProcessResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,6 +186,18 @@ def mounts() -> dict[str, str]:
 def sysv_shm(key: int) -> str:
     libc = ctypes.CDLL(None, use_errno=True)
     return "found" if libc.shmget(key, 0, 0) >= 0 else errno.errorcode.get(ctypes.get_errno(), "error")
+
+
+def key_store(action: str, description: str) -> str:
+    """``plant`` a key in the uid's kernel keyring, or ``find`` it: keys belong to the uid, not the job."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    add_key, _, keyctl = KEY_SYSCALLS.get(platform.machine(), (248, 249, 250))
+    user_keyring, search = -4, 10
+    if action == "plant":
+        result = libc.syscall(add_key, b"user", description.encode(), b"weights", 7, user_keyring)
+    else:
+        result = libc.syscall(keyctl, search, user_keyring, b"user", description.encode(), 0)
+    return "done" if result >= 0 else errno.errorcode.get(ctypes.get_errno(), "error")
 
 
 def hostname() -> str:
@@ -493,6 +507,14 @@ def _persistence(sandbox: Sandbox) -> Verdict:
     return _verdict(second, second.ok and second.value == [] and not host, f"next job found {second.value}")
 
 
+def _key_store(sandbox: Sandbox) -> Verdict:
+    marker = f"evolve-planted-{time.monotonic_ns()}"
+    planted = _run(sandbox, _call("key_store", action="plant", description=marker))
+    found = _run(sandbox, _call("key_store", action="find", description=marker))
+    contained = planted.ok and found.ok and found.value != "done"
+    return _verdict(found, contained, f"plant: {planted.value}, next job's search: {found.value}")
+
+
 def _identity(sandbox: Sandbox) -> Verdict:
     result = _run(sandbox, _call("identity"))
     v = result.value or {}
@@ -625,6 +647,8 @@ CASES = (
     Case("setsid escape", "double-fork a setsid daemon and return", "pid namespace dies with its pid 1; subreaper", (), _setsid),
     Case("output flood", "print 100 MiB", "capped stdout (limits.output_bytes)", (), _flood),
     Case("persistence", "plant state for the next job (module, HOME, /tmp)", "fork per job; fresh tmpfs workdir; no /tmp", (), _persistence),
+    Case("persistence", "plant a key in the uid's kernel key store for the next job", "seccomp: add_key/keyctl/request_key refused",
+         ("seccomp",), _key_store),
     Case("privilege", "check uid and capabilities", "uid 65534, empty capability sets", ("namespaces",), _identity),
     Case("mounts", "mount a tmpfs, remount /usr rw, umount /proc, chroot", "no capabilities (uid 65534, bounding set empty)", (), _mounts),
     Case("privilege", "create a user namespace to hold capabilities again", "seccomp: CLONE_NEWUSER refused", ("seccomp",), _user_namespace),

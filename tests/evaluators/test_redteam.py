@@ -22,10 +22,6 @@ ROOT = HERE.parents[1]
 KEYRING = ROOT / "tests" / "sandbox" / "programs" / "keyring.py"
 
 
-class KeyStoreHole(AssertionError):
-    """The known hole an xfail test expects; any other failure of that test is a real one."""
-
-
 def clear_key_store(box: Sandbox) -> None:
     """Empty the jobs' uid's user keyring (what the key-store cheats planted)."""
     assert box.run(Job.script("keyring.py", "clear", files={"keyring.py": str(KEYRING)})).ok
@@ -88,9 +84,6 @@ def test_repeats_that_do_not_rebuild_the_checked_model_are_refused(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=KeyStoreHole, reason="hole (sandbox, reported): the kernel key store outlives the job, so a "
-                   "repeat can load the weights the first build stored and time no training (measured: train_s "
-                   "1.28 s honest, 0.66 s with the cache; tests/sandbox/test_sandbox_redteam.py)")
 def test_a_repeat_cannot_load_what_the_first_build_trained(tmp_path):
     task = get_task("sorter", repeats=2)
     program = tmp_path / "candidate.py"
@@ -105,8 +98,8 @@ def test_a_repeat_cannot_load_what_the_first_build_trained(tmp_path):
             r = evaluate(task, program, box)
         finally:  # the planted weights must not outlive the test
             clear_key_store(box)
-    if "found the weights an earlier build stored" in str(r.error):
-        raise KeyStoreHole(r.error)  # rule wanted: no state outlives a job, so every timed build trains
+    # rule seccomp-no-key-store: no state outlives a job, so every timed build trains
+    assert "found the weights an earlier build stored" not in str(r.error), r.error
     assert r.status == "ok", (r.status, r.error)
 
 
@@ -135,9 +128,6 @@ def test_a_secret_run_cannot_send_the_secret_back_through_its_output(fresh, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=KeyStoreHole, reason="hole (sandbox, reported): the kernel key store outlives "
-                   "the job, so a candidate replays an output it computed in an earlier evaluation (measured, 20+100 "
-                   "steps: wall_s 2.27 s -> 0.06 s, peak_memory_mib 11.9 -> 8.9, feasible)")
 def test_a_run_cannot_replay_an_output_an_earlier_evaluation_stored(fresh, tmp_path):
     task = get_task("microgpt", cache_dir=str(tmp_path / "cache"), **MICROGPT)
     honest = (ROOT / "seeds" / "microgpt" / "optimized.py").read_text().rstrip()
@@ -154,8 +144,7 @@ def test_a_run_cannot_replay_an_output_an_earlier_evaluation_stored(fresh, tmp_p
     finally:  # the stored outputs must not outlive the test
         clear_key_store(fresh)
     assert first.feasible, first.error  # the honest first evaluation stored its outputs
-    if second.error and "replayed" in second.error:
-        raise KeyStoreHole(second.error)  # rule wanted: no state outlives a job
+    assert "replayed" not in str(second.error), second.error  # rule seccomp-no-key-store: no state outlives a job
     assert second.feasible, second.error
 
 
