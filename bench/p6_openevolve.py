@@ -8,8 +8,8 @@ for both; each prompt shows that program in its own place). Each framework runs 
 process, alternately, ``--repeats`` times; the bench prints the median wall time, iterations/s, the
 CPU seconds of the process tree, and the ratios.
 
-- **evolve**: ``evolve run`` with the built-in ``toy`` task (isolation on: each candidate runs in a
-  fresh sandboxed interpreter with limits and memory measured), islands, ``llm-diff``,
+- **evolve**: ``evolve run`` with the built-in ``toy`` task (isolation on: each candidate runs as a
+  script forked from the sandbox's script zygote, with every layer, limits and memory measured), islands, ``llm-diff``,
   ``parallel: {evaluations: 2, llm_requests: 2}``, once per ``--modes`` (``async`` and ``batch``).
   ``--llm-requests 4`` lets evolve write more children at once than it evaluates (OpenEvolve's
   workers each ask the LLM, then evaluate: its LLM concurrency is its evaluation concurrency).
