@@ -8,6 +8,7 @@ task, which runs it only inside a :class:`~evolve.sandbox.Sandbox`, and returns 
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from evolve import pyast
 from evolve.errors import UserError
 from evolve.sandbox import ProcessResult, Sandbox
-from evolve.tasks import Task
+from evolve.tasks import Task, TaskFileError, task_file_of
 
 #: ok: evaluated; error/timeout/limit/crashed: the candidate failed while running;
 #: invalid: the program could not be evaluated at all (unreadable, syntax error, interface missing).
@@ -79,6 +80,24 @@ def check_program(program: Path) -> str:
     return source
 
 
+def _task_evaluate(task: Task, program: Path, sandbox: Sandbox) -> EvalResult:
+    """``task.evaluate``; when a task *file* raises, a one-line :class:`TaskFileError` (its author
+    needs the file, line and exception; the whole traceback rides along for the run log). A built-in
+    task that raises is evolve's bug: its traceback is the report."""
+    try:
+        return task.evaluate(program, sandbox)
+    except Exception as exc:
+        path = task_file_of(task)
+        if path is None:
+            raise
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        where = f"{path.name}:{frames[-1].lineno}" if frames else path.name
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise TaskFileError(f"task file {str(path)!r}: evaluate raised {type(exc).__name__}"
+                            f"{': ' + reason if reason else ''} (at {where}); fix the task file",
+                            "".join(traceback.format_exception(exc))) from None
+
+
 def evaluate(task: Task, program: Path | str, sandbox: Sandbox | None = None) -> EvalResult:
     """Evaluate ``program`` for ``task``.
 
@@ -95,7 +114,7 @@ def evaluate(task: Task, program: Path | str, sandbox: Sandbox | None = None) ->
     own = sandbox is None
     box = sandbox or Sandbox(mode=task.isolation, preload=task.preload, warmup=task.warmup)
     try:
-        result = task.evaluate(program, box)
+        result = _task_evaluate(task, program, box)
     finally:
         if own:
             box.close()

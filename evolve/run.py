@@ -54,7 +54,7 @@ from evolve.parallel.local import LocalEvaluator
 from evolve.parallel.scheduler import SteadyState
 from evolve.sandbox import Limits
 from evolve.strategies import Proposal, Strategy, make_strategy
-from evolve.tasks import Constraint, Objective
+from evolve.tasks import Constraint, Objective, TaskFileError
 from evolve.usage import Usage
 
 PROGRAM_NAME = "program.py"
@@ -268,6 +268,10 @@ class EvolutionRun:
         except LLMRunFailure as exc:
             failure = str(exc)
             reason = f"LLM failure: {exc} (resume with --resume once it is fixed)"
+        except TaskFileError as exc:  # the researcher's task raised: one line, the traceback in the log
+            self.log.write("run.stop", reason="task file error", error=str(exc), traceback=exc.details)
+            self.log.close()
+            raise TaskFileError(f"{exc} (traceback in {self.log.path}), then --resume", exc.details) from None
         finally:
             if self._evaluator is not None:
                 self._evaluator.close()

@@ -33,6 +33,23 @@ class TaskError(UserError, ValueError):
     """A task name or task option is wrong; the message is one line meant for the user."""
 
 
+class TaskFileError(TaskError):
+    """A task file's own code raised while evaluating (the researcher's bug, not the candidate's):
+    one line naming the file, line and exception; ``details`` is the whole traceback."""
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def task_file_of(task: "Task") -> Path | None:
+    """The file a task was loaded from (``task: {file: ...}``), or None for a built-in task."""
+    module = sys.modules.get(type(task).__module__)
+    if module is None or not type(task).__module__.startswith(_FILE_MODULE_PREFIX):
+        return None
+    return Path(module.__file__) if module.__file__ else None
+
+
 @dataclass(frozen=True)
 class Objective:
     """One quantity to optimise, read from ``EvalResult.metrics[name]``."""
@@ -189,22 +206,26 @@ def task_class(name: str) -> type[Task]:
     return cls
 
 
+_FILE_MODULE_PREFIX = "evolve_task_file_"
+
+
 def load_task_file(path: Path) -> type[Task]:
     """The ``TASK`` of a task file outside the ``evaluators`` package (``task: {file: ...}``).
 
     The file is trusted like a built-in task: it is imported in this (the parent) process, once per
-    path. Its ``evaluate`` runs candidates only through the sandbox it is given; a sandbox job
+    path and contents. Its ``evaluate`` runs candidates only through the sandbox it is given; a sandbox job
     ``Job.call`` can name only modules of the project packages, so a file task runs its candidate as
     a script (``Job.script``) and judges the output here, as ``evaluators/toy.py`` does.
     """
     path = path.expanduser().resolve()
     if not path.is_file():
         raise TaskError(f"task file {str(path)!r}: no such file")
-    module_name = "evolve_task_file_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    data = path.read_bytes()  # the module is keyed by path and contents: an edited file loads anew
+    module_name = _FILE_MODULE_PREFIX + hashlib.sha256(str(path).encode() + b"\0" + data).hexdigest()[:12]
     module = sys.modules.get(module_name)
     if module is None:
         try:
-            code = compile(path.read_bytes(), str(path), "exec")
+            code = compile(data, str(path), "exec")
         except SyntaxError as exc:
             raise TaskError(f"task file {str(path)!r}: line {exc.lineno}: syntax error: {exc.msg}") from None
         module = types.ModuleType(module_name)

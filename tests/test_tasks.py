@@ -122,3 +122,44 @@ def test_task_options_are_typed_and_strict() -> None:
     for bad in ({"timeout_s": "3"}, {"timeout_s": True}, {"timeout_s": 0}, {"nope": 1}):
         with pytest.raises(TaskError, match="task 'toy'"):
             get_task("toy", **bad)
+
+
+#: The researcher's bug: the task's own ``evaluate`` raises on every candidate.
+BROKEN = HALF.replace("value = float(proc.stdout.split()[-1])", "value = float(proc.stdout.split()[-1]) / 0")
+
+
+def test_a_task_file_that_raises_is_one_line_naming_file_and_line(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Rule evaluation._task_evaluate: a task file's exception is its author's bug, reported as one
+    line (file, line, exception) with exit 2, not a traceback."""
+    path = task_file(tmp_path, BROKEN + "\nTASK = Half\n")
+    program = tmp_path / "p.py"
+    program.write_text("print(0.25)\n")
+    assert main(["eval", str(path), str(program)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    line = BROKEN.splitlines().index(next(l for l in BROKEN.splitlines() if "/ 0" in l)) + 1
+    assert len(err) == 1 and "evaluate raised ZeroDivisionError: float division by zero" in err[0], err
+    assert f"(at half.py:{line})" in err[0], err
+
+
+def test_a_run_whose_task_file_raises_stops_in_one_line_and_resumes_once_fixed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The run stops at the first evaluation with one line; run.log holds the traceback; nothing
+    is lost, and --resume evaluates the seeds once the task is fixed."""
+    path = task_file(tmp_path, BROKEN + "\nTASK = Half\n")
+    config = config_for(tmp_path, {"file": str(path)})
+    data = yaml.safe_load(config.read_text())
+    data["run"]["output_dir"] = str(tmp_path / "runs")
+    config.write_text(yaml.safe_dump(data))
+    assert main(["run", str(config)]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bar's line
+    assert last.startswith("evolve: task file ") and "evaluate raised ZeroDivisionError" in last, last
+    assert "then --resume" in last
+    events = [json.loads(l) for l in (tmp_path / "runs" / "t" / "run.log").read_text().splitlines()]
+    assert events[-1]["reason"] == "task file error" and "ZeroDivisionError" in events[-1]["traceback"]
+    task_file(tmp_path)  # fixed
+    assert main(["run", str(config), "--resume"]) == 0
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "runs" / "t"), "--all", "--json"]) == 0
+    candidates = json.loads(capsys.readouterr().out)["candidates"]
+    assert len(candidates) == 2 and candidates[0]["status"] == "ok"  # the seed, then one child
