@@ -71,6 +71,18 @@ def test_config_check_of_a_torch_task_loads_no_torch_no_llm_no_git(tmp_path: Pat
     assert not loaded & {"torch", "openai", "git"}, loaded
 
 
+def test_a_run_without_an_llm_loads_no_openai(tmp_path: Path) -> None:
+    """A numeric run (the README's first command is one) does not import the OpenAI SDK: ~0.6 s of
+    its start. evolve.run needs only the LLM's failure types, and evolve.llm exports lazily."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "run": {"name": "n", "output_dir": str(tmp_path / "runs")}, "task": {"name": "toy"},
+        "seeds": [str(ROOT / "seeds" / "toy" / "start.py")], "budget": {"max_evaluations": 2}}))
+    loaded, printed = loaded_and_printed(f"from evolve.cli import main\nprint('exit', main(['run', {str(config)!r}]))")
+    assert printed == "exit 0", printed
+    assert "openai" not in loaded and "git" in loaded, loaded  # it did run (and archive)
+
+
 # --- layering: who may import whom, read from the source (lazy imports inside functions count) ----
 EVOLVE = ROOT / "evolve"
 

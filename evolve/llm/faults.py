@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from evolve.errors import UserError
+
+if TYPE_CHECKING:  # the SDK is imported where a fault is classified: a run without an LLM never loads it
+    import openai
 
 #: Fault kinds of one failed attempt, as counted in the run log and its summary line.
 RATE_LIMIT, SERVER_ERROR, TIMEOUT, CONNECTION, BAD_BODY, HTTP_RETRY = "429", "5xx", "timeout", "connection", "bad body", "408/409"
@@ -167,6 +168,8 @@ def refusal(exc: openai.APIStatusError, base_url: str, model: str) -> EndpointRe
 
 def classify(exc: BaseException, timeout_s: float) -> Fault | None:
     """The transient fault one failed attempt was, or None when ``exc`` is not transient."""
+    import openai
+
     if isinstance(exc, openai.APITimeoutError):
         return Fault(TIMEOUT, f"timed out after {timeout_s:g}s")
     if isinstance(exc, openai.APIConnectionError):
