@@ -147,8 +147,13 @@ def test_ctrl_c_mid_batch_then_resume_files_what_an_uninterrupted_run_files(tmp_
     """Rejections shape later prompts (the history) and ride in the run state; a Ctrl-C (SIGINT to
     this process) while the 5th request is in flight cancels the batch, and the resumed run files
     the same candidates as a run that was never interrupted."""
+    def fewer_retries(data: dict[str, Any]) -> dict[str, Any]:  # each exhausted request backs off ~1 s, not ~11 s
+        data["llm"]["retries"] = 1
+        return data
+
     with FakeLLMServer(flaky) as server:
-        whole = EvolutionRun(parse_config(config(tmp_path / "whole", server.base_url, budget={"max_evaluations": 8})))
+        whole = EvolutionRun(parse_config(fewer_retries(config(tmp_path / "whole", server.base_url,
+                                                               budget={"max_evaluations": 8}))))
         whole.execute()
     asked: list[int] = []
 
@@ -159,7 +164,7 @@ def test_ctrl_c_mid_batch_then_resume_files_what_an_uninterrupted_run_files(tmp_
             time.sleep(0.5)
         return flaky(request)
 
-    data = config(tmp_path / "part", "http://127.0.0.1:9/v1", budget={"max_evaluations": 8})
+    data = fewer_retries(config(tmp_path / "part", "http://127.0.0.1:9/v1", budget={"max_evaluations": 8}))
     with FakeLLMServer(interrupting) as server:
         data["llm"]["base_url"] = server.base_url
         first = EvolutionRun(parse_config(data))

@@ -222,22 +222,21 @@ def test_a_model_that_cannot_be_exported_is_an_error(sandbox, tmp_path):
 
 
 @pytest.mark.slow
-def test_memorizer_passes_the_reference_set_and_fails_the_hidden_one(sandbox):
+def test_memorizer_fails_the_hidden_set_and_snooping_for_its_seed_gains_nothing(sandbox):
+    """Rule: hidden cases drawn from a secret seed the candidate's processes never hold. A lookup
+    table of the reference set passes it and fails the hidden one; a snooper that searches the
+    sandbox for the seed a checker just used (the memorizer's check ran in this sandbox) does no
+    better. One test, so the snooper always has that check job to look for."""
     r = run(sandbox, CHEATS / "memorizer.py", hidden_cases=500)
     assert r.status == "ok", r.error
     assert r.metrics["accuracy"] == 1.0 and r.metrics["hidden_accuracy"] < 0.05 and not r.feasible
+    snooped = run(sandbox, CHEATS / "snooper.py", hidden_cases=500)
+    assert snooped.status == "ok", snooped.error
+    assert snooped.metrics["accuracy"] == 1.0 and snooped.metrics["hidden_accuracy"] < 0.05 and not snooped.feasible
     again = run(sandbox, CHEATS / "memorizer.py", hidden_cases=500)
     assert again.info["hidden_case_seed"] == r.info["hidden_case_seed"]  # same artefact, same seed
     fresh = run(sandbox, CHEATS / "memorizer.py", hidden_cases=500, hidden_seed=None)
     assert isinstance(fresh.info["hidden_seed"], int) and fresh.info["hidden_seed"] != HIDDEN_SEED
-
-
-@pytest.mark.slow
-def test_snooping_for_the_hidden_seed_gains_nothing(sandbox):
-    run(sandbox, CHEATS / "memorizer.py", hidden_cases=500)  # leaves a check job's seed behind somewhere
-    r = run(sandbox, CHEATS / "snooper.py", hidden_cases=500)
-    assert r.status == "ok", r.error
-    assert r.metrics["accuracy"] == 1.0 and r.metrics["hidden_accuracy"] < 0.05 and not r.feasible
 
 
 @pytest.mark.slow
