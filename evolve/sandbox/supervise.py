@@ -73,9 +73,12 @@ class Worker:
     ``raise(SIGSEGV)`` would otherwise carry on as if nothing happened.
     """
 
-    def __init__(self, jail_spec: dict[str, Any] | None, channel: socket.socket | None = None) -> None:
+    def __init__(self, jail_spec: dict[str, Any] | None, channel: socket.socket | None = None,
+                 supervisor_only: tuple[socket.socket, ...] = ()) -> None:
         """``channel``: where the worker's job will come from (the parent's end is elsewhere);
-        None: a channel of the supervisor's own (:meth:`start`)."""
+        None: a channel of the supervisor's own (:meth:`start`). ``supervisor_only``: sockets the
+        worker must not hold, closed in it at once (a spare's channel from the parent: were the
+        worker to hold it, a job sent to a killed spare would be accepted and never run)."""
         containment.prctl(containment.PR_SET_CHILD_SUBREAPER, 1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it, which would auto-reap
         me = os.getpid()
@@ -90,8 +93,9 @@ class Worker:
         self.setup_r, setup_w = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:
-            if self._channel is not None:
-                self._channel.close()
+            for sock in (self._channel, *supervisor_only):
+                if sock is not None:
+                    sock.close()
             os.close(self.setup_r)
             _worker(jail_spec, channel, setup_w, supervisor=me)
         channel.close()

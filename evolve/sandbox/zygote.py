@@ -255,7 +255,7 @@ def _make_spare(parent: socket.socket, jail_spec: dict[str, Any] | None) -> tupl
 def _spare(channel: socket.socket, worker_channel: socket.socket, jail_spec: dict[str, Any] | None) -> NoReturn:
     worker: supervise.Worker | BaseException
     try:
-        worker = supervise.Worker(jail_spec, worker_channel)  # forked and set up before its job is known
+        worker = supervise.Worker(jail_spec, worker_channel, supervisor_only=(channel,))  # set up before its job is known
     except supervise.RunScript:
         raise  # in the worker of a script zygote: on its way up to bootstrap()
     except BaseException as exc:  # reported when the job comes

@@ -161,10 +161,18 @@ def gone(pid: int, within_s: float = 10.0) -> bool:
     return False
 
 
+def _cmdline(proc: psutil.Process) -> str:
+    """A child's command line; "" for one that exits (or is a zombie) while we look."""
+    try:
+        return " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return ""
+
+
 def server_children(pid: int, within_s: float = 60.0) -> list[psutil.Process]:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        found = [p for p in psutil.Process(pid).children(recursive=True) if "evolve.llm.local_server" in " ".join(p.cmdline())]
+        found = [p for p in psutil.Process(pid).children(recursive=True) if "evolve.llm.local_server" in _cmdline(p)]
         if found:
             return found
         time.sleep(0.2)

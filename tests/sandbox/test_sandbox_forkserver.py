@@ -133,7 +133,8 @@ def test_killed_spare_supervisor_is_replaced(box: Sandbox) -> None:
     (spare,) = spare_supervisors()
     os.kill(spare.pid, signal.SIGKILL)
     assert wait_until(lambda: not alive(spare.pid))
-    assert box.run(call("add", a=2)).value["sum"] == 2
+    after = box.run(call("add", a=2))
+    assert after.ok and after.value["sum"] == 2, (after.status, after.error, after.stderr[-500:])
 
 
 def test_zygote_killed_during_a_job_never_hangs_it(box: Sandbox) -> None:
