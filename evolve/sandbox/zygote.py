@@ -84,7 +84,9 @@ class ForkServer:
         self._config = {"preload": list(preload), "warmup": warmup, "jail": jail_spec}
         self._command = [*python, *SCRIPT_BOOTSTRAP] if scripts else [*python, "-m", "evolve.sandbox.zygote"]
         self._env, self._cwd = env, cwd
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by the job thread for a whole start-up or hand-over
+        self._life = threading.Lock()  # guards _proc and _closed only; never held while waiting
+        self._closed = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._pending = 0  # spares asked for, not yet received
@@ -132,9 +134,13 @@ class ForkServer:
         return _Spare(int(reply["pid"]), socket.socket(fileno=fds[0]), socket.socket(fileno=fds[1]))
 
     def close(self) -> None:
-        """Stop the zygote. One still starting (importing torch) is killed before the lock is taken:
-        the lock is held by the thread waiting for its hello, which made Ctrl-C wait ~10 s."""
-        proc = self._proc
+        """Stop the zygote for good. One still starting (importing torch) is killed before the job
+        lock is taken: that lock is held by the thread waiting for its hello (up to 15 minutes).
+        ``_life`` makes the kill certain: a zygote whose Popen has not yet returned when close()
+        looks is killed by :meth:`_start` itself, which finds the server closed."""
+        with self._life:
+            self._closed = True
+            proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()
         with self._lock:
@@ -143,7 +149,10 @@ class ForkServer:
     def _start(self) -> None:
         self._stop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        with theirs:
+        with theirs, self._life:
+            if self._closed:
+                ours.close()
+                raise ForkServerDied("the sandbox is closing")
             self._proc = subprocess.Popen(
                 [*self._command, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from contextlib import suppress
@@ -201,6 +202,19 @@ def test_a_zygote_whose_parent_died_exits_quietly(send_config: bool) -> None:
     ours.close()  # the parent dies before the zygote says hello
     _, err = proc.communicate(timeout=120)
     assert (proc.returncode, err.decode()) == (0, "")
+
+
+def test_a_closed_forkserver_starts_no_zygote() -> None:
+    """close() racing a start-up: when close() runs before the job thread has its zygote's handle,
+    the start-up must find the server closed and start nothing (else close() waited on the job
+    lock for the whole hello timeout; CI saw it hang). Pinned here without the race: close first."""
+    from evolve.sandbox.zygote import ForkServer, ForkServerDied
+
+    server = ForkServer(("json",), None, (sys.executable,), dict(os.environ), os.getcwd())
+    server.close()
+    with pytest.raises(ForkServerDied, match="closing"):
+        server.fork(0, 0, [])
+    assert not zygote_pids()
 
 
 def test_close_cuts_a_zygote_start_up_short() -> None:
