@@ -4,7 +4,9 @@ A one-machine Ray cluster (a head with no CPUs + ``--nodes`` worker nodes that d
 between them, far more than the machine's 2 cores) evaluates the sleep task
 (``evolve/testing/sleep_task.py``, a task file: each candidate sleeps ``--sleep`` seconds in the
 sandbox), so the wall time of an evaluation is the sleep and N workers should give N / sleep
-evaluations per second. Side by side in one run, medians over ``--reps``:
+evaluations per second. ``--isolation forkserver`` (the default) forks each candidate from the
+script zygote, as the toy task does; ``fresh`` (the sleep task's own mode) starts an interpreter per
+candidate. Side by side in one run, medians over ``--reps``:
 
 - **evaluator**: ``RayEvaluator`` with N slots, ``--rounds`` x N evaluations queued at once (N in
   flight all the time): evaluations/s, the speed-up over 1 worker divided by N (goal >= 0.9), the
@@ -13,12 +15,12 @@ evaluations per second. Side by side in one run, medians over ``--reps``:
 - **run**: a whole ``evolve run`` (batch mode, numeric mutator, ``parallel.evaluations: N``) from
   its seed being filed to its stop: evaluations/s, ratio, and the driver's CPU per evaluation
   (mutation, archive commit, dispatch);
-- **the limits**: one evaluation without Ray (wall time, and the CPU the sandbox's fresh
-  interpreters cost), hence where 2 cores stop keeping up (cores x wall / CPU per evaluation), and the
+- **the limits**: one evaluation without Ray (wall time, and the CPU the sandbox costs), hence where 2 cores stop keeping up (cores x wall / CPU per evaluation), and the
   archive's commits per second (``bench/archive_commit.py``'s records, batches of 1, 8, 32), hence
   where one driver saturates.
 
     python bench/scaling_ray.py [--sleep 1.0] [--rounds 3] [--reps 3] [--nodes 2] [--workers 1,2,4,8,16,32,64]
+                                [--isolation forkserver|fresh]
 """
 
 from __future__ import annotations
@@ -46,8 +48,26 @@ from evolve.run import EvolutionRun  # noqa: E402
 from evolve.tasks import load_task_file  # noqa: E402
 from evolve.testing import sleep_task  # noqa: E402
 
-TASK_FILE = Path(sleep_task.__file__)
 TOTAL_CPUS = 64
+#: The sleep task in forkserver mode: a task file of its own (it travels to the nodes as text).
+FORKED_TASK = """from evolve.testing.sleep_task import SleepTask
+
+
+class ForkedSleepTask(SleepTask):
+    isolation = "forkserver"
+
+
+TASK = ForkedSleepTask
+"""
+
+
+def task_file(isolation: str, folder: Path) -> Path:
+    """The sleep task's file for ``isolation``."""
+    if isolation == "fresh":
+        return Path(sleep_task.__file__)
+    path = folder / "forked_sleep_task.py"
+    path.write_text(FORKED_TASK, encoding="utf-8")
+    return path
 
 
 def evaluator_point(address: str, spec: TaskSpec, n: int, rounds: int) -> tuple[float, float]:
@@ -64,14 +84,15 @@ def evaluator_point(address: str, spec: TaskSpec, n: int, rounds: int) -> tuple[
     return len(results) / wall, cpu * 1000 / len(results)
 
 
-def run_point(root: Path, address: str, n: int, rounds: int, sleep_s: float, rep: int) -> tuple[float, float]:
+def run_point(root: Path, address: str, spec_file: Path, n: int, rounds: int, sleep_s: float,
+              rep: int) -> tuple[float, float]:
     """A whole run's evaluations/s (seed filed -> stop) and the driver's CPU ms per evaluation."""
     root.mkdir(parents=True, exist_ok=True)
     seed = root / "seed.py"
     seed.write_text(sleep_task.SEED)
     config = parse_config({
         "run": {"name": f"n{n}-r{rep}", "output_dir": str(root / "runs"), "seed": rep},
-        "task": {"file": str(TASK_FILE), "options": {"sleep_s": sleep_s}},
+        "task": {"file": str(spec_file), "options": {"sleep_s": sleep_s}},
         "seeds": [str(seed)], "mutators": [{"name": "numeric"}],
         "budget": {"max_evaluations": 1 + rounds * n},
         "parallel": {"evaluations": n, "backend": "ray", "address": address},
@@ -128,6 +149,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2, help="worker nodes sharing the 64 declared CPUs")
     parser.add_argument("--workers", default="1,2,4,8,16,32,64")
     parser.add_argument("--no-run", action="store_true", help="measure the evaluator only")
+    parser.add_argument("--isolation", choices=("forkserver", "fresh"), default="forkserver",
+                        help="how the sandbox starts each candidate")
     args = parser.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the cluster's processes inherit it: nothing is sent
@@ -140,20 +163,23 @@ def main() -> None:
         ray.init(address=cluster.address, logging_level=logging.ERROR, log_to_driver=False)
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            spec = TaskSpec.of(load_task_file(TASK_FILE)(sleep_s=args.sleep), str(TASK_FILE))
-            measure(args, workers, spec, cluster.address, root)
+            path = task_file(args.isolation, root)
+            spec = TaskSpec.of(load_task_file(path)(sleep_s=args.sleep), str(path))
+            measure(args, workers, spec, path, cluster.address, root)
     finally:
         ray.shutdown()
         cluster.shutdown()
 
 
-def measure(args: argparse.Namespace, workers: list[int], spec: TaskSpec, address: str, root: Path) -> None:
-    print(f"sleep task: {args.sleep:g} s per candidate; {args.nodes} worker nodes declaring {TOTAL_CPUS} CPUs "
-          f"on {os.cpu_count()} real cores; {args.rounds} evaluations per worker; medians of {args.reps}")
+def measure(args: argparse.Namespace, workers: list[int], spec: TaskSpec, path: Path, address: str,
+            root: Path) -> None:
+    print(f"sleep task ({args.isolation}): {args.sleep:g} s per candidate; {args.nodes} worker nodes declaring "
+          f"{TOTAL_CPUS} CPUs on {os.cpu_count()} real cores; {args.rounds} evaluations per worker; medians of "
+          f"{args.reps}; load average before: {os.getloadavg()[0]:.2f}")
     local_s, node_ms = local_evaluation(spec, root / "local")
     cores = os.cpu_count() or 1
     print(f"one evaluation without Ray (LocalEvaluator, 1 slot): {local_s:.2f} s wall, {node_ms:.0f} ms CPU "
-          f"(sandbox: supervisor + fresh interpreter) -> {cores} cores keep up with at most "
+          f"(the sandbox, {args.isolation}) -> {cores} cores keep up with at most "
           f"{cores * local_s * 1000 / node_ms:.0f} busy workers")
     print("eval/s: evaluations per second; xN: the speed-up over 1 worker divided by N (goal >= 0.9);")
     print(f"x local: eval/s over N / {local_s:.2f} s (N perfect local slots); driver ms: the driver's CPU per evaluation")
@@ -168,7 +194,7 @@ def measure(args: argparse.Namespace, workers: list[int], spec: TaskSpec, addres
             ev.append(evaluator_point(address, spec, n, args.rounds))
             if not args.no_run:
                 wait_for_free_cpus()
-                run.append(run_point(root / f"n{n}", address, n, args.rounds, args.sleep, rep))
+                run.append(run_point(root / f"n{n}", address, path, n, args.rounds, args.sleep, rep))
         ideal = n / local_s
         rate, ms = statistics.median(r for r, _ in ev), statistics.median(m for _, m in ev)
         one.setdefault("evaluator", rate / n)
@@ -183,6 +209,7 @@ def measure(args: argparse.Namespace, workers: list[int], spec: TaskSpec, addres
         ms, _ = add_batch_ms(root / "commits", 160, batch)
         print(f"archive add_batch, batch of {batch:2d}: {ms:.2f} ms per candidate = {1000 / ms:.0f} commits/s")
     idle = idle_driver_ms_per_s()
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(f"the driver's CPU while idle (Ray's client threads): {idle:.1f} ms per second")
     if driver_ms:
         busiest = driver_ms[-1]

@@ -189,10 +189,19 @@ class ParallelSection(_Strict):
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
+        if v.startswith("ray://"):
+            raise ValueError(RAY_CLIENT_REFUSED)
         host, sep, port = v.rpartition(":")
         if v != "auto" and not (sep and host and "/" not in host and port.isdigit() and 0 < int(port) < 65536):
             raise ValueError(f"expected auto or HOST:PORT of the Ray head node, e.g. 10.0.0.5:6379 (got {v!r})")
         return v
+
+
+#: Why a Ray Client address is refused (here and for RAY_ADDRESS, in evolve.parallel.ray_cluster.connect).
+RAY_CLIENT_REFUSED = ("Ray Client (ray://) addresses are not supported: evolve is the cluster's driver and must run "
+                      "on one of its nodes (through Ray Client the run's actors die with the connection after a "
+                      "30 s outage); run it on the head node with address auto or the head's HOST:PORT, e.g. "
+                      "10.0.0.5:6379")
 
 
 class SandboxSection(_Strict):

@@ -22,8 +22,15 @@ again once on another node (``retried`` counts them; ``on_event`` logs ``evaluat
 node is not used again by this evaluator, and a node that joined since takes its slots (else the
 run goes on with fewer). A job lost a second time comes back as a ``crashed`` result naming both
 losses, never dropped. With no node left, pending jobs fail with :class:`ClusterError` (the run
-stops; ``--resume`` continues it). ``on_event`` (the run log's writer) also gets ``ray.start``
-(each node's slots) and ``ray.node_lost``.
+stops; ``--resume`` continues it).
+
+**A node joining** is noticed while the run has fewer slots than it asked for (fewer CPUs than
+``parallel.evaluations`` at the start, or nodes lost): then the dispatcher reads ``ray.nodes()``
+about once per :data:`LOOK_EVERY_S` (a GCS call: ~1 ms measured on a 3-node cluster; never while
+every wanted slot is placed) and places actors on new nodes; a new actor is given jobs once it has
+started (a node with no free CPU for it takes none). ``slots`` grows with it, which the steady
+state reads when its next evaluation ends; a batch already queues all its jobs. ``on_event`` (the run
+log's writer) gets ``ray.start`` (each node's slots), ``ray.node_joined`` and ``ray.node_lost``.
 
 One dispatcher thread makes every Ray call after start-up (results arrive on Ray's callback thread
 and are handed over), so the bookkeeping needs no lock. :meth:`RayEvaluator.close` never waits: it
@@ -33,11 +40,13 @@ asks each actor to close its sandbox and kills the actors from the dispatcher th
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections import Counter, deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -45,6 +54,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
+from evolve.config import RAY_CLIENT_REFUSED
 from evolve.errors import UserError
 from evolve.evaluation import EvalResult
 from evolve.parallel.base import Evaluator
@@ -57,6 +67,8 @@ INSTALL = "pip install -e '.[ray]'"
 START_TIMEOUT_S = 120.0
 #: After close, how long the actors get to close their sandboxes before they are killed.
 STOP_GRACE_S = 10.0
+#: While slots are missing and jobs wait, how often the dispatcher looks for nodes that joined.
+LOOK_EVERY_S = 1.0
 
 EventFn = Callable[..., None]
 
@@ -68,7 +80,9 @@ class ClusterError(UserError, RuntimeError):
 def connect(address: str) -> bool:
     """Connect this process to the Ray cluster at ``address`` ("auto" or HOST:PORT) unless it already
     is; True when this call connected. A dead address fails in seconds (a TCP check first: Ray itself
-    retries for minutes)."""
+    retries for minutes). A Ray Client address is refused (``RAY_ADDRESS`` too, which "auto" reads)."""
+    if address == "auto" and os.environ.get("RAY_ADDRESS", "").startswith("ray://"):
+        raise ClusterError(f"RAY_ADDRESS: {RAY_CLIENT_REFUSED}")
     try:
         import ray
     except ModuleNotFoundError:
@@ -186,6 +200,7 @@ class _Node:
     actor: Any
     slots: int
     busy: int = 0
+    ready: bool = False  # its actor has started: it may take jobs
 
     @property
     def free(self) -> int:
@@ -211,6 +226,7 @@ class RayEvaluator(Evaluator):
         self._lost: set[str] = set()
         self._jobs: dict[Future[EvalResult], _Job] = {}
         self._closed = False
+        self._looked = time.monotonic()  # when ray.nodes() was last read
         #: Evaluations started again after a node was lost under them (each job at most once).
         self.retried = 0
         #: How many evaluations each node (Ray node id) finished.
@@ -224,6 +240,8 @@ class RayEvaluator(Evaluator):
             raise ClusterError(f"the Ray cluster at {self.address!r} has no live node with a CPU to evaluate on")
         try:
             self._ray.get([node.actor.node_id.remote() for node in placed], timeout=timeout_s)
+            for node in placed:
+                node.ready = True
         except self._ray.exceptions.GetTimeoutError:
             self._kill_all()
             raise ClusterError(f"the evaluators on the Ray cluster at {self.address!r} did not start within "
@@ -257,7 +275,10 @@ class RayEvaluator(Evaluator):
     # --- the dispatcher thread ------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
         while True:
-            kind, item = self._events.get()
+            try:  # while slots are missing, wake up to look for new nodes
+                kind, item = self._events.get(timeout=LOOK_EVERY_S if self._short() else None)
+            except queue.Empty:
+                kind, item = "look", None
             if kind == "close":
                 self._stop_actors()
                 return
@@ -267,17 +288,24 @@ class RayEvaluator(Evaluator):
                 if item.future.set_running_or_notify_cancel():
                     self._jobs[item.future] = item
                     self._queue.append(item)
-            else:
+            elif kind == "ready":
+                self._started(*item)
+            elif kind == "done":
                 self._finished(*item)
             self._dispatch()
 
+    def _short(self) -> bool:
+        return self.slots < self._wanted
+
     def _dispatch(self) -> None:
+        if self._short() and (not self._nodes or time.monotonic() - self._looked >= LOOK_EVERY_S):
+            self._place_more()
         while self._queue:
-            node = max(self._nodes.values(), key=lambda n: n.free, default=None)
-            if node is None:
+            if not self._nodes:
                 self._fail_queued()
                 return
-            if node.free <= 0:
+            node = max((n for n in self._nodes.values() if n.ready), key=lambda n: n.free, default=None)
+            if node is None or node.free <= 0:
                 return
             job = self._queue.popleft()
             node.busy += 1
@@ -306,6 +334,17 @@ class RayEvaluator(Evaluator):
             self._jobs.pop(job.future, None)
             job.future.set_exception(error)
 
+    def _started(self, node: _Node, done: "Future[Any]") -> None:
+        """A mid-run actor answered: it takes jobs from now on, or its node counts as lost."""
+        if self._nodes.get(node.id) is not node:
+            return
+        error = done.exception()
+        if error is None:
+            node.ready = True
+            self._on_event("ray.node_joined", node=node.id, slots=node.slots)
+        else:
+            self._lose(node, error)
+
     def _settle(self, job: _Job, result: EvalResult) -> None:
         self._jobs.pop(job.future, None)
         job.future.set_result(result)
@@ -317,11 +356,12 @@ class RayEvaluator(Evaluator):
         del self._nodes[node.id]
         self._on_event("ray.node_lost", node=node.id, error=_first_line(error))
         self._ray.kill(node.actor, no_restart=True)
-        self._place()
+        self._place_more()
 
     def _place(self) -> list[_Node]:
         """Start evaluator actors on live, unused nodes until the run's slots are dealt (one slot per
         node in turn, at most one per CPU the node declares)."""
+        self._looked = time.monotonic()
         free = {n["NodeID"]: int(n.get("Resources", {}).get("CPU", 0)) for n in self._ray.nodes()
                 if n.get("Alive") and n["NodeID"] not in self._nodes and n["NodeID"] not in self._lost}
         deal = _deal(self._wanted - sum(n.slots for n in self._nodes.values()), free)
@@ -335,6 +375,12 @@ class RayEvaluator(Evaluator):
             self._nodes[node_id] = node
         self.slots = sum(n.slots for n in self._nodes.values())
         return placed
+
+    def _place_more(self) -> None:
+        """Mid-run placement: each new actor takes jobs once it answers (the dispatcher hears it)."""
+        for node in self._place():
+            node.actor.node_id.remote().future().add_done_callback(
+                lambda done, node=node: self._events.put(("ready", (node, done))))
 
     def _fail_queued(self) -> None:
         error = ClusterError(f"every node of the Ray cluster at {self.address!r} that evaluated for this run "

@@ -150,29 +150,51 @@ def test_close_does_not_wait_for_running_evaluations_and_frees_the_cpus(cluster:
     assert not any(f.done() for f in futures)  # abandoned, as locally
 
 
-def test_a_driver_killed_with_sigkill_resumes_and_ray_ends_its_actors(cluster: Any, nodes: list[str],
-                                                                    tmp_path: Path) -> None:
-    """The archive is the driver's, so a resume is a local one; Ray ends a dead driver's actors (the
-    CPUs they claimed come back)."""
-    import ray
-
+def driver_config(tmp_path: Path, name: str, budget: int, mode: str = "batch") -> dict[str, Any]:
+    """A sleep-task run (1 s per candidate, 2 slots) for a driver in its own process."""
     seed = tmp_path / "seed.py"
     seed.write_text(sleep_task.SEED)
-    data = {"run": {"name": "killed", "output_dir": str(tmp_path / "runs"), "seed": 1},
+    return {"run": {"name": name, "output_dir": str(tmp_path / "runs"), "seed": 1},
             "task": {"file": str(SLEEP_TASK), "options": {"sleep_s": 1.0}}, "seeds": [str(seed)],
-            "mutators": [{"name": "numeric"}], "budget": {"max_evaluations": 7},
-            "parallel": {"evaluations": 2, "backend": "ray", "address": cluster.address}}
+            "mutators": [{"name": "numeric"}], "budget": {"max_evaluations": budget},
+            "parallel": {"evaluations": 2, "backend": "ray", "address": "", "mode": mode}}
+
+
+def start_driver(cluster: Any, tmp_path: Path, data: dict[str, Any]) -> "subprocess.Popen[str]":
+    """``evolve run`` on ``data`` in its own process, its stderr piped; returns once it filed 3 candidates
+    (the seed and the first batch: the next children are being evaluated on the cluster)."""
+    data["parallel"]["address"] = cluster.address
     (tmp_path / "c.yaml").write_text(json.dumps(data))  # JSON is YAML
-    log = tmp_path / "runs" / "killed" / "run.log"
+    log = tmp_path / "runs" / data["run"]["name"] / "run.log"
     driver = subprocess.Popen([sys.executable, "-c", "import sys\nfrom evolve.cli import main\nsys.exit(main(sys.argv[1:]))",
                                "run", str(tmp_path / "c.yaml")], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: log.exists() and log.read_text().count('"event": "evaluation"') >= 3, timeout_s=60)
-        time.sleep(0.3)  # the next batch is running on the cluster
-    finally:
+    except BaseException:
         driver.kill()
         driver.wait()
+        raise
+    time.sleep(0.3)
+    return driver
+
+
+def log_events(tmp_path: Path, name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (tmp_path / "runs" / name / "run.log").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("mode", ["batch", "async"])
+def test_a_driver_killed_with_sigkill_resumes_and_ray_ends_its_actors(cluster: Any, nodes: list[str], tmp_path: Path,
+                                                                    mode: str) -> None:
+    """The archive is the driver's, so a resume is a local one; Ray ends a dead driver's actors (the
+    CPUs they claimed come back). In async mode too: the run finishes within its budget and files
+    every child it started exactly once."""
+    import ray
+
+    data = driver_config(tmp_path, "killed", budget=7, mode=mode)
+    driver = start_driver(cluster, tmp_path, data)
+    driver.kill()
+    driver.communicate()
     wait_until(lambda: ray.available_resources().get("CPU", 0) == WORKERS, timeout_s=30)
     with Archive.open(tmp_path / "runs" / "killed" / "archive") as archive:
         assert 3 <= len(archive.candidates()) < 7  # killed mid-run
@@ -181,6 +203,41 @@ def test_a_driver_killed_with_sigkill_resumes_and_ray_ends_its_actors(cluster: A
     with Archive.open(tmp_path / "runs" / "killed" / "archive") as archive:
         assert [c.id for c in archive.candidates()] == list(range(7))
         assert all(c.result.status == "ok" for c in archive.candidates())
+    events = log_events(tmp_path, "killed")
+    assert [e["id"] for e in events if e["event"] == "evaluation"] == list(range(7))  # each filed once, none lost
+    resumed = events[next(i for i, e in enumerate(events) if e["event"] == "run.resume"):]
+    if mode == "async":  # every child started in the resumed session was filed, and only once
+        started = [e["child"] for e in resumed if e["event"] == "evaluation.start"]
+        assert sorted(started) == sorted({e["child"] for e in resumed if e["event"] == "evaluation.end"})
+        assert len(started) == sum(e["event"] == "evaluation" for e in resumed)
+    else:
+        assert not any(e["event"] == "evaluation.start" for e in events)
+
+
+def test_a_node_that_joins_mid_run_takes_the_missing_slots(cluster: Any, nodes: list[str]) -> None:
+    """Rule: RayEvaluator._dispatch looks for nodes while slots are missing (3 wanted, 2 one-CPU nodes)."""
+    from evolve.parallel.ray_cluster import RayEvaluator, TaskSpec
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    task = load_task_file(SLEEP_TASK)(sleep_s=0.5)
+    evaluator = RayEvaluator(TaskSpec.of(task, str(SLEEP_TASK)), address=cluster.address, slots=3,
+                             on_event=lambda event, **fields: events.append((event, fields)))
+    joined = None
+    try:
+        assert evaluator.slots == 2
+        futures = [evaluator.submit(sleep_task.SEED) for _ in range(3)]
+        joined = cluster.add_node(num_cpus=1)
+        deadline = time.monotonic() + 60
+        while not evaluator.ran_on[joined.node_id]:  # keep the run going until the new node has evaluated
+            assert time.monotonic() < deadline, "the joined node never evaluated"
+            assert all(r.ok for r in [f.result(timeout=60) for f in futures])
+            futures = [evaluator.submit(sleep_task.SEED) for _ in range(3)]
+        assert evaluator.slots == 3 and evaluator.retried == 0
+        assert ("ray.node_joined", {"node": joined.node_id, "slots": 1}) in events
+    finally:
+        evaluator.close()
+        if joined is not None:
+            cluster.remove_node(joined)
 
 
 def test_a_node_lost_mid_run_retries_its_evaluations_elsewhere_and_counts_them(cluster: Any, nodes: list[str],
@@ -259,7 +316,7 @@ def test_backend_ray_without_ray_installed_is_one_line_naming_the_extra(tmp_path
 
 
 @pytest.mark.parametrize("address, rule", [
-    ("ray://10.0.0.5:10001", "expected auto or HOST:PORT"),  # Ray Client addresses: not supported
+    ("ray://10.0.0.5:10001", r"Ray Client \(ray://\) addresses are not supported: evolve is the cluster's driver"),
     ("10.0.0.5", "expected auto or HOST:PORT"),
     ("10.0.0.5:99999", "expected auto or HOST:PORT"),
 ])
@@ -267,3 +324,45 @@ def test_a_malformed_address_is_a_config_error(tmp_path: Path, address: str, rul
     """Rule: ParallelSection._address."""
     with pytest.raises(UserError, match=rule):
         run_config(tmp_path, "x", "local", address)
+
+
+def test_every_node_lost_stops_the_run_with_one_line_and_a_resumable_archive(cluster: Any, nodes: list[str],
+                                                                             tmp_path: Path) -> None:
+    """Rule: RayEvaluator._fail_queued (no node left: a ClusterError, printed as one line, exit 2). What
+    was filed stays filed, and --resume continues once nodes are back."""
+    data = driver_config(tmp_path, "orphan", budget=7)
+    driver = start_driver(cluster, tmp_path, data)
+    try:
+        for node in list(cluster.worker_nodes):
+            cluster.remove_node(node)
+        _, err = driver.communicate(timeout=60)
+    finally:
+        driver.kill()
+    assert driver.returncode == 2
+    line = (f"evolve: every node of the Ray cluster at {cluster.address!r} that evaluated for this run was lost "
+            "(resume with --resume once the cluster is back)")
+    assert err.splitlines()[-1] == line and "Traceback" not in err  # above it: the progress bar, nothing from Ray
+    filed = [e["id"] for e in log_events(tmp_path, "orphan") if e["event"] == "evaluation"]
+    with Archive.open(tmp_path / "runs" / "orphan" / "archive") as archive:
+        before = [(c.id, c.source, c.result.status) for c in archive.candidates()]
+    assert len(filed) >= 3 and [c[0] for c in before] == filed == list(range(len(filed)))
+    assert {c[2] for c in before} == {"ok"}
+    for _ in range(WORKERS):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    outcome = EvolutionRun(parse_config(data), resume=True).execute()
+    assert outcome.counters.evaluations == 7
+    with Archive.open(tmp_path / "runs" / "orphan" / "archive") as archive:
+        after = [(c.id, c.source, c.result.status) for c in archive.candidates()]
+    assert after[:len(before)] == before and [c[0] for c in after] == list(range(7))
+
+
+def test_a_ray_client_address_in_ray_address_is_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: ray_cluster.connect (``auto`` reads RAY_ADDRESS, which Ray would take as a Ray Client address)."""
+    from evolve.parallel.ray_cluster import ClusterError, connect
+
+    monkeypatch.setenv("RAY_ADDRESS", "ray://10.0.0.5:10001")
+    with pytest.raises(ClusterError, match=r"^RAY_ADDRESS: Ray Client \(ray://\) addresses are not supported: evolve "
+                                           r"is the cluster's driver and must run on one of its nodes") as exc:
+        connect("auto")
+    assert "\n" not in str(exc.value)
