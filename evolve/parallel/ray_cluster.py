@@ -26,8 +26,8 @@ stops; ``--resume`` continues it).
 
 **A node joining** is noticed while the run has fewer slots than it asked for (fewer CPUs than
 ``parallel.evaluations`` at the start, or nodes lost): then the dispatcher reads ``ray.nodes()``
-about once per :data:`LOOK_EVERY_S` (a GCS call: ~1 ms measured on a 3-node cluster; never while
-every wanted slot is placed) and places actors on new nodes; a new actor is given jobs once it has
+about once per :data:`LOOK_EVERY_S` (a GCS call: 0.4 ms, 0.3 ms of CPU, on a head and 3 nodes; never
+while every wanted slot is placed) and places actors on new nodes; a new actor is given jobs once it has
 started (a node with no free CPU for it takes none). ``slots`` grows with it, which the steady
 state reads when its next evaluation ends; a batch already queues all its jobs. ``on_event`` (the run
 log's writer) gets ``ray.start`` (each node's slots), ``ray.node_joined`` and ``ray.node_lost``.
