@@ -355,7 +355,8 @@ class RayEvaluator(Evaluator):
         self._lost.add(node.id)
         del self._nodes[node.id]
         self._on_event("ray.node_lost", node=node.id, error=_first_line(error))
-        self._ray.kill(node.actor, no_restart=True)
+        with _suppress_ray_errors(self._ray):  # its node may be gone already
+            self._ray.kill(node.actor, no_restart=True)
         self._place_more()
 
     def _place(self) -> list[_Node]:
