@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/archive_commit.py
@@ -108,24 +109,27 @@ def run_point(root: Path, address: str, spec_file: Path, n: int, rounds: int, sl
     return (done1 - done0) / (wall1 - wall0), (cpu1 - cpu0) * 1000 / (done1 - done0)
 
 
-def local_evaluation(spec: TaskSpec, root: Path, jobs: int = 6) -> tuple[float, float]:
-    """One evaluation of the sleep task on this machine, no Ray: its wall time (s) and the CPU (ms, all
-    processes) it costs. The CPU is the difference between an evaluator that ran 1 + ``jobs``
-    evaluations and one that ran 1, each counted after its close: a forkserver's jobs are the
-    zygote's children, whose CPU reaches this process only when the zygote is reaped."""
+def local_evaluation(spec: TaskSpec, root: Path, jobs: int = 6, cpu_jobs: int = 40) -> tuple[float, float]:
+    """One evaluation of the sleep task on this machine, no Ray: its wall time (s, over ``jobs``) and
+    the CPU (ms, all processes) it costs. The CPU is the difference between an evaluator that ran
+    1 + ``cpu_jobs`` evaluations and one that ran 1 (the sleep set to 0: sleeping costs none), each
+    counted after its close: a forkserver's jobs are the zygote's children, whose CPU reaches this
+    process only when the zygote is reaped."""
     root.mkdir(parents=True, exist_ok=True)
-    task = spec.build(root)
-    cpu, walls = [], []
-    for extra in (0, jobs):
+    with LocalEvaluator(spec.build(root), root / "scratch", slots=1) as evaluator:
+        evaluator.evaluate_all([sleep_task.SEED])
+        start = time.perf_counter()
+        for _ in range(jobs):
+            evaluator.evaluate_all([sleep_task.SEED])
+        wall = (time.perf_counter() - start) / jobs
+    task = replace(spec, options={**spec.options, "sleep_s": 0.0}).build(root)
+    cpu = []
+    for extra in (0, cpu_jobs):
         before = _cpu_with_children()
         with LocalEvaluator(task, root / f"scratch{extra}", slots=1) as evaluator:
-            evaluator.evaluate_all([sleep_task.SEED])
-            start = time.perf_counter()
-            for _ in range(extra):
-                evaluator.evaluate_all([sleep_task.SEED])
-            walls.append(time.perf_counter() - start)
+            evaluator.evaluate_all([sleep_task.SEED] * (1 + extra))
         cpu.append(_cpu_with_children() - before)
-    return walls[1] / jobs, (cpu[1] - cpu[0]) * 1000 / jobs
+    return wall, max(cpu[1] - cpu[0], 0.0) * 1000 / cpu_jobs
 
 
 def _cpu_with_children() -> float:
@@ -187,7 +191,7 @@ def measure(args: argparse.Namespace, workers: list[int], spec: TaskSpec, path: 
     cores = os.cpu_count() or 1
     print(f"one evaluation without Ray (LocalEvaluator, 1 slot): {local_s:.2f} s wall, {node_ms:.0f} ms CPU "
           f"(the sandbox, {args.isolation}) -> {cores} cores keep up with at most "
-          f"{cores * local_s * 1000 / node_ms:.0f} busy workers")
+          f"{cores * local_s * 1000 / max(node_ms, 0.1):.0f} busy workers")
     print("eval/s: evaluations per second; xN: the speed-up over 1 worker divided by N (goal >= 0.9);")
     print(f"x local: eval/s over N / {local_s:.2f} s (N perfect local slots); driver ms: the driver's CPU per evaluation")
     print(f"{'workers':>7} | {'evaluator eval/s':>16} {'xN':>5} {'x local':>7} {'driver ms':>9} | "
