@@ -18,8 +18,10 @@ import ctypes
 import os
 import platform
 import resource
+import stat
 import struct
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -154,14 +156,74 @@ def readable_paths() -> list[str]:
 
 
 # --- worker side --------------------------------------------------------------------------------
-def apply(spec: dict[str, Any], *, tree: int = -1) -> dict[str, bool]:
+@dataclass
+class Prepared:
+    """What :func:`apply` needs that does not depend on the job, made by a worker before its job is
+    known (:func:`prepare`), so that it is off the job's clock: the Landlock ruleset with the rules
+    every job gets, the seccomp filters, the highest capability number. Nothing here confines yet;
+    :func:`apply` still takes every step, in its order, when the job comes.
+
+    Measured in the first job of a fresh fork of the torch zygote, where every first touch of a page
+    is a copy-on-write fault: Landlock's ~20 rules took 0.7 ms, assembling the seccomp program 0.4 ms.
+    """
+
+    granted: dict[str, list[str]] = field(default_factory=dict)  # what ``ruleset`` grants: read, devices
+    ruleset: int = -1  # a Landlock ruleset descriptor (not yet enforced), -1 for none
+    seccomp: dict[bool, Any] = field(default_factory=dict)  # deny_memfd -> (filter, its array)
+    last_cap: int = 63
+
+    def take_ruleset(self, landlock: dict[str, list[str]]) -> int:
+        """The ruleset, if it grants no more than ``landlock`` (the job's lists) does; else -1
+        (and it is closed: a job is never given a path it was not meant to have)."""
+        ruleset, self.ruleset = self.ruleset, -1
+        if ruleset >= 0 and any(not set(paths) <= set(landlock[kind]) for kind, paths in self.granted.items()):
+            os.close(ruleset)
+            return -1
+        return ruleset
+
+
+def prepare(landlock: dict[str, list[str]] | None, root: str | None) -> Prepared:
+    """The job-independent part of the confinement (see :class:`Prepared`). ``landlock``: the read
+    and device lists every job gets; ``root``: the directory that becomes the worker's root (its
+    view), where the paths are looked up as the job will see them, or None for the host's root."""
+    prepared = Prepared(seccomp={deny: _seccomp_filter(deny) for deny in (False, True)}, last_cap=_last_cap())
+    if landlock is not None and landlock_abi() >= 1:
+        wanted = {"read": list(landlock["read"]), "devices": list(landlock["devices"])}
+        prepared.ruleset = _ruleset_ahead(wanted, root)
+        prepared.granted = wanted if prepared.ruleset >= 0 else {}
+    return prepared
+
+
+def _ruleset_ahead(wanted: dict[str, list[str]], root: str | None) -> int:
+    """A ruleset holding ``wanted``'s rules, paths resolved under ``root``; -1 if it cannot be made."""
+    try:
+        directory = None if root is None else os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        if directory is not None:
+            os.close(_open_path("/", directory))  # openat2 (Linux >= 5.6) works here
+        ruleset = _new_ruleset(landlock_abi())
+        _add_rules(ruleset, landlock_abi(), wanted, directory)  # a rule that fails only grants less
+        return ruleset
+    except OSError:
+        return -1
+    finally:
+        if directory is not None:
+            os.close(directory)
+
+
+def apply(spec: dict[str, Any], *, tree: int = -1, prepared: Prepared | None = None) -> dict[str, bool]:
     """Confine the calling (freshly forked, single-threaded) worker; return what is active.
 
     ``tree``: with a jail, a descriptor of the working directory's detached mount (closed here).
+    ``prepared``: the job-independent parts, made ahead (:func:`prepare`); None makes them here.
     Order matters: joining cgroups, creating namespaces, building the view and dropping the
     capability bounding set need root and come first; then the worker becomes the sandbox uid;
     seccomp and Landlock need no_new_privs.
     """
+    if prepared is None:
+        prepared = prepare(None, None)
     limits = spec["limits"]
     os.chdir(spec["workdir"])
     joined = {kind: bool(path) and cgroups.join(path) for kind, path in spec["cgroups"].items()}
@@ -177,12 +239,12 @@ def apply(spec: dict[str, Any], *, tree: int = -1) -> dict[str, bool]:
         jail.finish(spec["jail"]["stage"], spec["jail"]["extra"], spec["workdir"], tree)  # prepared: see supervise.Worker
         os.close(tree)
     state["private_view"] = jailed
-    state["capabilities_dropped"] = _drop_bounding_set()
+    state["capabilities_dropped"] = _drop_bounding_set(prepared.last_cap)
     state["unprivileged_uid"] = jailed and jail.become_unprivileged()
     state["no_new_privs"] = prctl(_PR_SET_NO_NEW_PRIVS, 1)
-    state["seccomp"] = install_seccomp(spec["deny_memfd"])
+    state["seccomp"] = _install_filter(prepared.seccomp[spec["deny_memfd"]])
     state["memfd_denied"] = spec["deny_memfd"] and state["seccomp"]
-    state["landlock"], state["landlock_scoped"] = _landlock(spec["landlock"])
+    state["landlock"], state["landlock_scoped"] = _landlock(spec["landlock"], prepared)
     state["capabilities_dropped"] = _clear_capabilities() and state["capabilities_dropped"]
     state["not_dumpable"] = make_undumpable()
     return state
@@ -268,11 +330,9 @@ def _set_rlimits(limits: dict[str, Any], *, relative_memory: bool, nproc: bool, 
 
 
 def _vm_size() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """VmSize in bytes, from /proc/self/statm (the same counter; status costs more to make and read)."""
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[0]) * resource.getpagesize()
 
 
 def _syscall(number: int, *args: Any) -> int:
@@ -291,43 +351,72 @@ def landlock_abi() -> int:
         return 0
 
 
-def _landlock(paths: dict[str, list[str]]) -> tuple[bool, bool]:
+def _landlock(paths: dict[str, list[str]], prepared: Prepared) -> tuple[bool, bool]:
     """Restrict the filesystem to the allowlists, forbid TCP and (ABI >= 6) outside signals and
-    abstract unix sockets. Returns (restricted, scoped)."""
+    abstract unix sockets. Returns (restricted, scoped). The rules ``prepared`` holds already are
+    not added again."""
     abi = landlock_abi()
     if abi < 1:
         return False, False
-    fs = (1 << 13) - 1 | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
-    fs |= _FS_IOCTL_DEV if abi >= 5 else 0
-    net = _NET_BIND_TCP | _NET_CONNECT_TCP if abi >= 4 else 0
-    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
-    attr = struct.pack("=QQQ", fs, net, scoped)[: 24 if abi >= 6 else 16 if abi >= 4 else 8]
+    ruleset = prepared.take_ruleset(paths)
+    granted = prepared.granted if ruleset >= 0 else {}
     try:
-        ruleset = _syscall(_SYS_LANDLOCK_CREATE_RULESET, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
+        ruleset = ruleset if ruleset >= 0 else _new_ruleset(abi)
     except OSError:
         return False, False
     try:
-        for path in paths["read"]:
-            _allow(ruleset, path, _FS_READ & fs)
-        for path in paths["write"]:
-            _allow(ruleset, path, fs)
-        for path in paths["devices"]:
-            _allow(ruleset, path, _FS_FILE_ONLY & fs & ~_FS_EXECUTE)
+        _add_rules(ruleset, abi, {kind: [p for p in paths[kind] if p not in granted.get(kind, ())] for kind in paths})
         _syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0))
     except OSError:
         return False, False
     finally:
         os.close(ruleset)
-    return True, bool(scoped)
+    return True, abi >= 6
 
 
-def _allow(ruleset: int, path: str, access: int) -> None:
+def _handled(abi: int) -> tuple[int, int, int]:
+    """What a ruleset of this ABI handles (denies unless a rule grants it): filesystem, TCP, scopes."""
+    fs = (1 << 13) - 1 | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
+    fs |= _FS_IOCTL_DEV if abi >= 5 else 0
+    net = _NET_BIND_TCP | _NET_CONNECT_TCP if abi >= 4 else 0
+    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+    return fs, net, scoped
+
+
+def _new_ruleset(abi: int) -> int:
+    attr = struct.pack("=QQQ", *_handled(abi))[: 24 if abi >= 6 else 16 if abi >= 4 else 8]
+    return _syscall(_SYS_LANDLOCK_CREATE_RULESET, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
+
+
+def _add_rules(ruleset: int, abi: int, paths: dict[str, list[str]], root: int | None = None) -> None:
+    """Grant reading (``read``), everything (``write``) or reading and writing a device (``devices``)."""
+    fs = _handled(abi)[0]
+    access = {"read": _FS_READ & fs, "write": fs, "devices": _FS_FILE_ONLY & fs & ~_FS_EXECUTE}
+    for kind, listed in paths.items():
+        for path in listed:
+            _allow(ruleset, path, access[kind], root)
+
+
+#: openat2(2) and its RESOLVE_IN_ROOT: look a path up as if the directory were the root (chroot).
+_SYS_OPENAT2, _RESOLVE_IN_ROOT = 437, 0x10
+
+
+def _open_path(path: str, root: int | None) -> int:
+    """An O_PATH descriptor of ``path``, looked up under the directory ``root`` (absolute symlinks
+    included) as the job will see it once the view is its root; None: under the host's root."""
+    if root is None:
+        return os.open(path, os.O_PATH | os.O_CLOEXEC)
+    how = struct.pack("=QQQ", os.O_PATH | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT)
+    return _syscall(_SYS_OPENAT2, ctypes.c_int(root), path.encode(), how, ctypes.c_size_t(len(how)))
+
+
+def _allow(ruleset: int, path: str, access: int, root: int | None = None) -> None:
     try:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        fd = _open_path(path, root)
     except OSError:
         return  # an absent optional path (e.g. /lib32) is simply not granted
     try:
-        if not os.path.isdir(path):
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
             access &= _FS_FILE_ONLY
         rule = ctypes.create_string_buffer(struct.pack("=Qi", access, fd), 12)
         # A rule that cannot be added only grants less: Landlock denies whatever is not granted.
@@ -347,14 +436,17 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def _drop_bounding_set() -> bool:
-    """Empty the bounding and ambient sets (needs CAP_SETPCAP, so before leaving uid 0): no
-    capability can come back, even through exec of a file with capabilities."""
+def _last_cap() -> int:
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
-            last = int(f.read())
+            return int(f.read())
     except (OSError, ValueError):
-        last = 63
+        return 63
+
+
+def _drop_bounding_set(last: int) -> bool:
+    """Empty the bounding and ambient sets (needs CAP_SETPCAP, so before leaving uid 0): no
+    capability can come back, even through exec of a file with capabilities."""
     dropped = all(prctl(_PR_CAPBSET_DROP, cap) for cap in range(last + 1))
     _libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     return dropped
@@ -436,9 +528,20 @@ def _assemble(lines: list[tuple[Any, ...]]) -> list[tuple[int, int, int, int]]:
 
 def install_seccomp(deny_memfd: bool) -> bool:
     """Install :func:`seccomp_program` on the calling process (needs no_new_privs); True if installed."""
+    return _install_filter(_seccomp_filter(deny_memfd))
+
+
+def _seccomp_filter(deny_memfd: bool) -> tuple[_SockFprog, Any] | None:
+    """:func:`seccomp_program` ready for prctl (with the array it points to, kept alive), or None
+    on an architecture without a table."""
     if platform.machine() not in _SECCOMP_ARCH:
-        return False
+        return None
     program = seccomp_program(deny_memfd)
     filters = (_SockFilter * len(program))(*(_SockFilter(*op) for op in program))
-    prog = _SockFprog(len(program), filters)
-    return bool(_libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) == 0)
+    return _SockFprog(len(program), filters), filters
+
+
+def _install_filter(prepared: tuple[_SockFprog, Any] | None) -> bool:
+    if prepared is None:
+        return False
+    return bool(_libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prepared[0]), 0, 0) == 0)

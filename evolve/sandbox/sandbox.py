@@ -110,8 +110,10 @@ class Sandbox:
             home = self.root / "zygote"
             home.mkdir(mode=0o700, exist_ok=True)
             env = containment.scrubbed_env(str(home), self._pythonpath)
-            self._servers["call"] = ForkServer(preload, warmup, _PYTHON, env, str(home), self._jail)
-            self._servers["script"] = ForkServer((), None, (sys.executable,), env, str(home), self._jail, scripts=True)
+            landlock = self._landlock_base()
+            self._servers["call"] = ForkServer(preload, warmup, _PYTHON, env, str(home), self._jail, landlock=landlock)
+            self._servers["script"] = ForkServer((), None, (sys.executable,), env, str(home), self._jail,
+                                                 landlock=landlock, scripts=True)
         # close() runs at the latest when the sandbox is collected or the interpreter exits.
         # A given root is left as found: only the sandbox's own entries in it are removed.
         owned = [self.root] if own_root else [Path(self._pythonpath), *(self.root / d for d in ("zygote", "view", "etc", "dev"))]
@@ -261,7 +263,7 @@ class Sandbox:
             "limits": {**limits.to_dict(), "cpu_s": limits.cpu_s or math.ceil(limits.timeout_s) + 1},
             "workdir": str(workdir),
             "env": containment.scrubbed_env(str(workdir), self._pythonpath),
-            "landlock": {"read": readable, "write": [str(workdir)], "devices": list(containment.DEVICES)},
+            "landlock": {**self._landlock_base(), "read": readable, "write": [str(workdir)]},
             "cgroups": {kind: group.path for kind, group in groups.items()},
             "jail": self._jail_spec(extra, via_zygote),
             "deny_memfd": "memory" not in groups,  # memfd pages would be counted nowhere
@@ -270,6 +272,10 @@ class Sandbox:
             "exec": not via_zygote,
             "argv": argv,
         }
+
+    def _landlock_base(self) -> dict[str, list[str]]:
+        """The Landlock lists every job gets; a job adds its working directory (and a script outside it)."""
+        return {"read": list(self._readable), "devices": list(containment.DEVICES)}
 
     def _jail_spec(self, extra: list[list[str]], via_zygote: bool) -> dict[str, Any] | None:
         """The job's part of the view; a zygote's workers were given the rest (the plan) at start."""

@@ -50,6 +50,7 @@ RESULT_FD = 3  # call jobs: the result message
 SPEC_FD = 4  # exec'd call jobs: the job itself
 _SETUP_FD = 5  # worker -> supervisor: what containment is active, or why setup failed
 _TREE_FD = 6  # the working directory's detached mount, until the view has it
+_RULESET_FD = 7  # the Landlock ruleset made ahead (containment.Prepared), until it is enforced
 _REAP_GIVE_UP_S = 10.0
 
 
@@ -74,11 +75,12 @@ class Worker:
     """
 
     def __init__(self, jail_spec: dict[str, Any] | None, channel: socket.socket | None = None,
-                 supervisor_only: tuple[socket.socket, ...] = ()) -> None:
+                 supervisor_only: tuple[socket.socket, ...] = (), landlock: dict[str, list[str]] | None = None) -> None:
         """``channel``: where the worker's job will come from (the parent's end is elsewhere);
         None: a channel of the supervisor's own (:meth:`start`). ``supervisor_only``: sockets the
         worker must not hold, closed in it at once (a spare's channel from the parent: were the
-        worker to hold it, a job sent to a killed spare would be accepted and never run)."""
+        worker to hold it, a job sent to a killed spare would be accepted and never run).
+        ``landlock``: the Landlock lists every job gets, granted ahead (:func:`containment.prepare`)."""
         containment.prctl(containment.PR_SET_CHILD_SUBREAPER, 1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote ignores it, which would auto-reap
         me = os.getpid()
@@ -97,7 +99,7 @@ class Worker:
                 if sock is not None:
                     sock.close()
             os.close(self.setup_r)
-            _worker(jail_spec, channel, setup_w, supervisor=me)
+            _worker(jail_spec, channel, setup_w, supervisor=me, landlock=landlock)
         channel.close()
         os.close(setup_w)
         line, self.early = _read_line(self.setup_r)
@@ -343,13 +345,15 @@ def _children(pid: int) -> list[int]:
 
 
 # --- the worker (runs in the forked child, before and instead of job code) ---------------------
-def _worker(jail_spec: dict[str, Any] | None, channel: socket.socket, setup_w: int, supervisor: int) -> NoReturn:
+def _worker(jail_spec: dict[str, Any] | None, channel: socket.socket, setup_w: int, supervisor: int,
+            landlock: dict[str, list[str]] | None) -> NoReturn:
     setup_fd = setup_w
     try:
         os.setsid()
         _die_with_supervisor(supervisor, setup_w)
         if jail_spec is not None:
             jail.prepare(jail_spec["stage"], jail_spec["view"])
+        prepared = containment.prepare(landlock, jail_spec["stage"] if jail_spec is not None else None)
         _write_all(setup_w, b'{"prepared": true}\n')
         try:
             message, fds, _, _ = socket.recv_fds(channel, 16, 1 + len(TO_WORKER))
@@ -365,9 +369,11 @@ def _worker(jail_spec: dict[str, Any] | None, channel: socket.socket, setup_w: i
             wanted[RESULT_FD] = fds[4]
             if spec["exec"]:
                 wanted[SPEC_FD] = _memfd(spec["job"])
+        if prepared.ruleset >= 0:
+            wanted[_RULESET_FD], prepared.ruleset = prepared.ruleset, _RULESET_FD
         _install_fds(wanted)
         setup_fd = _SETUP_FD
-        setup: dict[str, Any] = {"containment": containment.apply(spec, tree=_TREE_FD)}
+        setup: dict[str, Any] = {"containment": containment.apply(spec, tree=_TREE_FD, prepared=prepared)}
         if not spec["exec"]:
             # A forked worker starts with the zygote's heap; what the job adds is measured from here.
             # (Not from the zygote's own RSS: file-backed pages are not copied at fork, so a worker
@@ -411,7 +417,7 @@ def _install_fds(wanted: dict[int, int]) -> None:
     """
     staged = {target: fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 100) for target, src in wanted.items()}
     for target, src in staged.items():
-        os.dup2(src, target, inheritable=target != _SETUP_FD)  # the setup pipe must close on exec
+        os.dup2(src, target, inheritable=target not in (_SETUP_FD, _RULESET_FD))  # closed on exec
     top = max(wanted)
     for fd in range(top):
         if fd not in wanted:
@@ -423,11 +429,9 @@ def _install_fds(wanted: dict[int, int]) -> None:
 
 
 def _rss_kb() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    """VmRSS, from /proc/self/statm (the same counters; cheaper to make and read than status)."""
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def _adopt_env(env: dict[str, str]) -> None:
@@ -455,7 +459,7 @@ def main() -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    worker = Worker(spec["jail"])
+    worker = Worker(spec["jail"], landlock=spec["landlock"])
     spec_fd = os.memfd_create("evolve-spec", os.MFD_CLOEXEC)
     _write_all(spec_fd, raw)
     worker.start(spec_fd, spec["fds"])

@@ -78,10 +78,11 @@ class ForkServer:
 
     def __init__(
         self, preload: Sequence[str], warmup: str | None, python: Sequence[str], env: dict[str, str], cwd: str,
-        jail_spec: dict[str, Any] | None = None, *, scripts: bool = False,
+        jail_spec: dict[str, Any] | None = None, *, landlock: dict[str, list[str]] | None = None, scripts: bool = False,
     ) -> None:
-        """``scripts``: a script zygote (:func:`bootstrap`; preload and warm-up must be empty)."""
-        self._config = {"preload": list(preload), "warmup": warmup, "jail": jail_spec}
+        """``landlock``: the Landlock lists every job gets (its workers add them to a ruleset ahead);
+        ``scripts``: a script zygote (:func:`bootstrap`; preload and warm-up must be empty)."""
+        self._config = {"preload": list(preload), "warmup": warmup, "jail": jail_spec, "landlock": landlock}
         self._command = [*python, *SCRIPT_BOOTSTRAP] if scripts else [*python, "-m", "evolve.sandbox.zygote"]
         self._env, self._cwd = env, cwd
         self._lock = threading.Lock()  # held by the job thread for a whole start-up or hand-over
@@ -229,7 +230,8 @@ def _collapse_heap() -> None:
                 libc.madvise(start, end - start, _MADV_COLLAPSE)  # failure only costs speed
 
 
-def _make_spare(parent: socket.socket, jail_spec: dict[str, Any] | None) -> tuple[dict[str, Any], list[int]]:
+def _make_spare(parent: socket.socket, jail_spec: dict[str, Any] | None,
+                landlock: dict[str, list[str]] | None) -> tuple[dict[str, Any], list[int]]:
     """Fork a spare supervisor, which forks and sets up its worker and waits for its job; returns the
     reply for the parent and the two channels it gets (to the supervisor, to the worker).
 
@@ -255,16 +257,17 @@ def _make_spare(parent: socket.socket, jail_spec: dict[str, Any] | None) -> tupl
             os._exit(0)
         os.setsid()
         containment.set_process_name("evolve-spare")
-        _spare(super_end, worker_end, jail_spec)
+        _spare(super_end, worker_end, jail_spec, landlock)
     super_end.close()
     worker_end.close()
     return {"pid": pid}, [to_super.detach(), to_worker.detach()]
 
 
-def _spare(channel: socket.socket, worker_channel: socket.socket, jail_spec: dict[str, Any] | None) -> NoReturn:
+def _spare(channel: socket.socket, worker_channel: socket.socket, jail_spec: dict[str, Any] | None,
+           landlock: dict[str, list[str]] | None) -> NoReturn:
     worker: supervise.Worker | BaseException
-    try:
-        worker = supervise.Worker(jail_spec, worker_channel, supervisor_only=(channel,))  # set up before its job is known
+    try:  # set up before its job is known
+        worker = supervise.Worker(jail_spec, worker_channel, supervisor_only=(channel,), landlock=landlock)
     except supervise.RunScript:
         raise  # in the worker of a script zygote: on its way up to bootstrap()
     except BaseException as exc:  # reported when the job comes
@@ -280,7 +283,7 @@ def _spare(channel: socket.socket, worker_channel: socket.socket, jail_spec: dic
     supervise.serve_forked(fds, worker)
 
 
-def _serve(sock: socket.socket, jail_spec: dict[str, Any] | None) -> None:
+def _serve(sock: socket.socket, jail_spec: dict[str, Any] | None, landlock: dict[str, list[str]] | None) -> None:
     """Answer each request for a spare with one; exit at EOF (the parent closed its end or died)."""
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished supervisors
     while True:
@@ -290,7 +293,7 @@ def _serve(sock: socket.socket, jail_spec: dict[str, Any] | None) -> None:
             return
         if not message:
             return
-        reply, fds = _make_spare(sock, jail_spec)
+        reply, fds = _make_spare(sock, jail_spec, landlock)
         try:
             socket.send_fds(sock, [json.dumps(reply).encode()], fds)
         except OSError:
@@ -318,7 +321,7 @@ def main(argv: list[str]) -> int:
         return 0
     sys.stdout.flush()
     sys.stderr.flush()
-    _serve(sock, config["jail"])
+    _serve(sock, config["jail"], config["landlock"])
     return 0
 
 

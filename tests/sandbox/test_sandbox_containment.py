@@ -15,7 +15,7 @@ from sandbox_testlib import CANDIDATES, alive, call, children_whose, processes_i
 
 import evolve
 from evolve.sandbox import Job, Limits, Sandbox
-from evolve.sandbox.containment import landlock_abi
+from evolve.sandbox.containment import landlock_abi, prepare
 
 REPO = Path(evolve.__file__).resolve().parents[1]
 #: How a refused access surfaces: Landlock or permissions (PermissionError), a path absent from the
@@ -112,6 +112,17 @@ def test_repository_run_archives_and_parent_memory_are_unreadable(sandbox: Sandb
     result = sandbox.run(call("try_read", paths=denied + allowed))
     assert {p: result.value[p] for p in allowed} == {p: "read" for p in allowed}
     assert {result.value[p] for p in denied} <= DENIED
+
+
+@needs_landlock
+def test_a_ruleset_made_ahead_serves_only_a_job_given_every_path_in_it(tmp_path: Path) -> None:
+    """Rule: Prepared.take_ruleset -- rules added before the job was known never grant it more."""
+    base = {"read": ["/usr", str(tmp_path)], "devices": ["/dev/null"]}
+    narrower = {"read": ["/usr"], "write": [str(tmp_path / "job")], "devices": ["/dev/null"]}
+    assert prepare(base, None).take_ruleset(narrower) == -1
+    ruleset = prepare(base, None).take_ruleset({**narrower, "read": ["/usr", str(tmp_path), "/bin"]})
+    assert ruleset >= 0
+    os.close(ruleset)
 
 
 def test_no_network(sandbox: Sandbox) -> None:
