@@ -39,9 +39,10 @@ class JobCgroup:
         self.v1 = os.path.exists(os.path.join(path, "tasks"))
 
     @classmethod
-    def create(cls, controller: str, limit: int | None) -> JobCgroup | None:
+    def create(cls, controller: str, limit: int | None = None) -> JobCgroup | None:
         """A new cgroup with ``limit`` (processes, or MiB of memory; None = unlimited), or None if
-        this host offers none (not root, controller absent, read-only cgroup tree)."""
+        this host offers none (not root, controller absent, read-only cgroup tree). A cgroup made
+        ahead of its job gets its limit later (:meth:`set_limit`), before the job joins it."""
         base = base_dir(controller)
         if base is None:
             return None
@@ -49,25 +50,29 @@ class JobCgroup:
         try:
             os.mkdir(group.path)
             group.v1 = os.path.exists(os.path.join(group.path, "tasks"))
-            group._configure(limit)
+            if controller == "memory":
+                _write_if_present(os.path.join(group.path, "memory.swappiness" if group.v1 else "memory.swap.max"), "0")
         except OSError:
+            group.remove()
+            return None
+        if limit and not group.set_limit(limit):
             group.remove()
             return None
         return group
 
-    def _configure(self, limit: int | None) -> None:
+    def set_limit(self, limit: int | None) -> bool:
+        """Write the limit (processes, or MiB of memory; None = unlimited); False if refused."""
+        if not limit:
+            return True
         if self.controller == "pids":
-            if limit:
-                _write(os.path.join(self.path, "pids.max"), str(limit))
-            return
-        if self.v1:
-            _write_if_present(os.path.join(self.path, "memory.swappiness"), "0")
-            if limit:
-                _write(os.path.join(self.path, "memory.limit_in_bytes"), str(limit * _MIB))
+            name, value = "pids.max", limit
         else:
-            _write_if_present(os.path.join(self.path, "memory.swap.max"), "0")
-            if limit:
-                _write(os.path.join(self.path, "memory.max"), str(limit * _MIB))
+            name, value = ("memory.limit_in_bytes" if self.v1 else "memory.max"), limit * _MIB
+        try:
+            _write(os.path.join(self.path, name), str(value))
+        except OSError:
+            return False
+        return True
 
     def limit_hit(self) -> bool:
         """pids: a fork was refused at ``pids.max``; memory: the kernel OOM-killed inside the job."""

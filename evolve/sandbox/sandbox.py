@@ -38,12 +38,12 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
 
-from . import cgroups, containment, jail, layers
+from . import containment, jail, layers, rooms
 from .job import Job, Limits, ProcessResult
 from .outcome import load_report, process_result
 from .pipes import JobPipes
@@ -59,7 +59,7 @@ _PYTHON = (sys.executable, "-s", "-P") if sys.version_info >= (3, 11) else (sys.
 _BACKSTOP_GRACE_S = 10.0  # after the job's own timeout, before the parent kills the supervisor
 
 Mode = Literal["fresh", "forkserver"]
-Cgroups = dict[str, cgroups.JobCgroup]
+Cgroups = rooms.Cgroups
 
 
 class Sandbox:
@@ -104,6 +104,7 @@ class Sandbox:
             dev = jail.make_dev(containment.DEVICES, str(self.root / "dev"))
             self._jail = {"stage": str(stage), "view": jail.plan(self._readable, etc, dev, self._pythonpath)}
         self._janitor = _Janitor()
+        self._rooms = rooms.Rooms(self.root, self._layers, self.limits.disk_mb)
         self._closed = False
         self._servers: dict[str, ForkServer] = {}  # job kind -> its zygote (forkserver mode)
         if mode == "forkserver":
@@ -117,7 +118,7 @@ class Sandbox:
         # close() runs at the latest when the sandbox is collected or the interpreter exits.
         # A given root is left as found: only the sandbox's own entries in it are removed.
         owned = [self.root] if own_root else [Path(self._pythonpath), *(self.root / d for d in ("zygote", "view", "etc", "dev"))]
-        self._finalizer = weakref.finalize(self, _shut_down, list(self._servers.values()), self._janitor, owned)
+        self._finalizer = weakref.finalize(self, _shut_down, list(self._servers.values()), self._rooms, self._janitor, owned)
 
     # --- public API ------------------------------------------------------------------------------
     def run(self, job: Job, *, limits: Limits | None = None, workdir: str | Path | None = None) -> ProcessResult:
@@ -136,33 +137,22 @@ class Sandbox:
             path = Path(workdir).resolve()
             if self._layers["namespaces"]:
                 os.chown(path, jail.SANDBOX_UID, jail.SANDBOX_UID)  # the job's uid must write there
-            return self._run_in(job, limits, path)
-        path = self._new_workdir(limits.disk_mb)
+            return self._run_in(job, limits, path, self._rooms.cgroups(limits))
+        room = self._rooms.take(limits)
         try:
-            return self._run_in(job, limits, path)
+            return self._run_in(job, limits, room.workdir, room.groups)
         finally:
-            self._janitor.discard(path)
+            self._janitor.later(rooms.remove_workdir, room.workdir)
 
     @contextmanager
     def workdir(self, disk_mb: int | None = None) -> Iterator[Path]:
         """A fresh private directory under ``root`` (a tmpfs of ``disk_mb``, default the sandbox's
         ``limits.disk_mb``, where the host allows), removed on exit."""
-        path = self._new_workdir(disk_mb or self.limits.disk_mb)
+        path = self._rooms.new_workdir(disk_mb or self.limits.disk_mb)
         try:
             yield path
         finally:
-            _remove_workdir(path)
-
-    def _new_workdir(self, disk_mb: int | None) -> Path:
-        path = Path(tempfile.mkdtemp(prefix="job-", dir=self.root))
-        if disk_mb and self._layers["disk_quota"]:
-            owner = jail.SANDBOX_UID if self._layers["namespaces"] else os.geteuid()  # the job's uid
-            if not jail.mount_workdir(str(path), disk_mb, owner):
-                path.rmdir()
-                raise OSError(f"could not mount the job's {disk_mb} MB working directory at {path}")
-        elif self._layers["namespaces"]:
-            os.chown(path, jail.SANDBOX_UID, jail.SANDBOX_UID)
-        return path
+            rooms.remove_workdir(path)
 
     def close(self) -> None:
         """Stop the zygote and remove the root directory if the sandbox created it."""
@@ -176,35 +166,25 @@ class Sandbox:
         self.close()
 
     # --- one job ---------------------------------------------------------------------------------
-    def _run_in(self, job: Job, limits: Limits, workdir: Path) -> ProcessResult:
+    def _run_in(self, job: Job, limits: Limits, workdir: Path, groups: Cgroups) -> ProcessResult:
+        """Run ``job`` in ``workdir`` and ``groups`` (removed afterwards, off the caller's path)."""
         try:
-            _copy_files(job.files, workdir)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
-            return ProcessResult(status="limit", limit="disk", error=_disk_error(limits))
-        groups = self._cgroups(limits)
-        try:
+            try:
+                _copy_files(job.files, workdir)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                return ProcessResult(status="limit", limit="disk", error=_disk_error(limits))
             result = self._execute(job, limits, workdir, groups)
-        finally:
             hit = {kind: group.limit_hit() for kind, group in groups.items()}
             peak = groups["memory"].peak_mib() if "memory" in groups else None
+        finally:
             for group in groups.values():
-                group.remove()
+                self._janitor.later(group.remove)
         _account(result, limits, workdir, peak)
         if result.status != "ok":
             _blame_limit(result, limits, hit, workdir)
         return result
-
-    def _cgroups(self, limits: Limits) -> Cgroups:
-        wanted = {"pids": limits.processes, "memory": limits.memory_mb}
-        groups = {}
-        for kind, limit in wanted.items():
-            if self._layers[f"{kind}_cgroup"] and (kind == "memory" or limit):
-                group = cgroups.JobCgroup.create(kind, limit)
-                if group is not None:
-                    groups[kind] = group
-        return groups
 
     def _execute(self, job: Job, limits: Limits, workdir: Path, groups: Cgroups) -> ProcessResult:
         server = self._servers.get(job.kind)
@@ -229,6 +209,7 @@ class Sandbox:
         finally:
             os.close(tree)
         pipes.close_child_ends()
+        self._rooms.refill()  # the next job's room, made while this one runs
         deadline = start + limits.timeout_s + _BACKSTOP_GRACE_S
         streams, backstopped = pipes.drain(limits.output_bytes, deadline, lambda: _kill_group(supervisor))
         if proc is not None:
@@ -315,9 +296,10 @@ class Sandbox:
             os.close(spec_fd)
 
 
-def _shut_down(servers: list[ForkServer], janitor: _Janitor, owned: list[Path]) -> None:
+def _shut_down(servers: list[ForkServer], ready: rooms.Rooms, janitor: _Janitor, owned: list[Path]) -> None:
     for server in servers:
         server.close()
+    ready.close()
     janitor.close()
     for path in owned:
         shutil.rmtree(path, ignore_errors=True)
@@ -354,7 +336,7 @@ def _disk_used_mib(workdir: Path) -> float:
         st = os.statvfs(workdir)
     except OSError:
         return 0.0
-    if not _quota_tmpfs(workdir):
+    if not rooms.quota_tmpfs(workdir):
         return 0.0  # not a quota'd tmpfs: statvfs would describe the host's disk
     return (st.f_blocks - st.f_bfree) * st.f_frsize / (1 << 20)
 
@@ -364,18 +346,7 @@ def _disk_full(workdir: Path) -> bool:
         st = os.statvfs(workdir)
     except OSError:
         return False
-    return _quota_tmpfs(workdir) and st.f_bavail * st.f_frsize < (64 << 10)
-
-
-def _quota_tmpfs(path: Path) -> bool:
-    """Whether ``path`` is a working directory's own tmpfs (a mount point), not a host directory."""
-    return os.path.ismount(path) and jail.is_tmpfs(str(path))
-
-
-def _remove_workdir(path: Path) -> None:
-    if _quota_tmpfs(path):
-        jail.unmount(str(path))
-    shutil.rmtree(path, ignore_errors=True)
+    return rooms.quota_tmpfs(workdir) and st.f_bavail * st.f_frsize < (64 << 10)
 
 
 def _copy_files(files: dict[str, str], workdir: Path) -> None:
@@ -398,20 +369,21 @@ def _kill_group(pgid: int) -> None:
 
 
 class _Janitor:
-    """Removes finished jobs' directories in a background thread, off the caller's path: an rmdir
-    costs ~4 ms on this machine's ext4, a tenth of a forkserver job."""
+    """Removes finished jobs' directories and cgroups in a background thread, off the caller's path:
+    an rmdir costs ~4 ms on this machine's ext4, a tenth of a forkserver job."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Path | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def discard(self, path: Path) -> None:
+    def later(self, remove: Callable[..., None], *args: Any) -> None:
+        """Call ``remove(*args)`` in the background."""
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="evolve-sandbox-janitor", daemon=True)
                 self._thread.start()
-        self._queue.put(path)
+        self._queue.put((remove, args))
 
     def close(self) -> None:
         """Finish every pending removal."""
@@ -422,5 +394,6 @@ class _Janitor:
             thread.join()
 
     def _work(self) -> None:
-        while (path := self._queue.get()) is not None:
-            _remove_workdir(path)
+        while (task := self._queue.get()) is not None:
+            remove, args = task
+            remove(*args)

@@ -226,3 +226,20 @@ def create_sysv_shm():
     if segment >= 0:
         libc.shmctl(segment, 0, None)  # IPC_RMID
     return segment >= 0
+
+
+def fork_children(n):
+    """Fork up to ``n`` sleeping children; returns how many forks succeeded (the children are killed)."""
+    pids = []
+    for _ in range(n):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.kill(pid, 9)
+    return len(pids)
