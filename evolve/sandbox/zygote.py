@@ -42,6 +42,10 @@ from . import (
 
 _HELLO_TIMEOUT_S = 900.0  # preloading torch and a warm-up export can take minutes on a busy box
 _REPLY_TIMEOUT_S = 60.0
+#: Spares asked for ahead: making one (two forks of the zygote, the worker's view and its prepared
+#: confinement) can take longer than the job before, on a busy 2-core machine; with two on their
+#: way, each has two jobs' time.
+SPARES_AHEAD = 2
 #: madvise(2): collapse a range into huge pages now (Linux >= 6.1). Unlike MADV_HUGEPAGE it does not
 #: mark the range, so a child's own later allocations still fault in 4 KiB pages (fine-grained RSS).
 _MADV_COLLAPSE = 25
@@ -70,7 +74,8 @@ class _Spare:
 class ForkServer:
     """Parent-side handle of one zygote: started lazily, restarted transparently when found dead.
 
-    The zygote forks spare supervisors (each with its worker already forked and set up) one ahead,
+    The zygote forks spare supervisors (each with its worker already forked and set up)
+    :data:`SPARES_AHEAD` ahead,
     and hands the parent a channel to each; the parent gives a job straight to a spare and its
     worker, so neither the zygote nor the supervisor is a hop on the job's way (each hop is a
     wake-up, which on a busy 2-core machine costs up to a few ms).
@@ -96,7 +101,7 @@ class ForkServer:
         """Give one job to a spare supervisor (``report`` pipe) and its worker (``worker_fds``, in
         :data:`supervise.TO_WORKER` order); returns the supervisor's pid."""
         with self._lock:
-            for _ in range(2):  # a spare killed while waiting is replaced once
+            for _ in range(SPARES_AHEAD + 1):  # spares killed while waiting are skipped, then replaced
                 if self._proc is None or self._proc.poll() is not None:
                     self._start()
                 spare = self._take()
@@ -107,20 +112,18 @@ class ForkServer:
                     continue
                 supervise.hand_job(spare.worker, spec_fd, worker_fds)
                 spare.close()
+                self._top_up()
                 return spare.pid
-            raise ForkServerDied("two spare supervisors in a row were gone")
+            raise ForkServerDied(f"{SPARES_AHEAD + 1} spare supervisors in a row were gone")
 
     def _take(self) -> _Spare:
-        """The spare asked for last time (waiting for it if need be); asks for the next one."""
+        """The spare asked for last time (asking now if none was), waiting for it if need be."""
         assert self._sock is not None
         try:
             if not self._pending:
-                self._sock.send(b"S")
-                self._pending += 1
+                self._ask()
             message, fds, _, _ = socket.recv_fds(self._sock, 4096, 2)
             self._pending -= 1
-            self._sock.send(b"S")
-            self._pending += 1
         except OSError as exc:
             self._stop()
             raise ForkServerDied(f"{type(exc).__name__}: {exc}") from None
@@ -133,6 +136,22 @@ class ForkServer:
                 os.close(fd)
             raise ForkServerDied(reply.get("error", "the zygote sent no channels"))
         return _Spare(int(reply["pid"]), socket.socket(fileno=fds[0]), socket.socket(fileno=fds[1]))
+
+    def _top_up(self) -> None:
+        """Ask for spares until :data:`SPARES_AHEAD` are on their way, once the job is handed over
+        (asked before, the zygote's fork took a core just as the worker woke for its job). A zygote
+        found gone here is stopped, and restarted by the next job; this one has its spare."""
+        try:
+            while self._pending < SPARES_AHEAD:
+                self._ask()
+        except OSError:
+            self._stop()
+
+    def _ask(self) -> None:
+        """Ask the zygote for the next spare (made while the current job runs)."""
+        assert self._sock is not None
+        self._sock.send(b"S")
+        self._pending += 1
 
     def close(self) -> None:
         """Stop the zygote for good. One still starting (importing torch) is killed before the job

@@ -14,6 +14,7 @@ import pytest
 from sandbox_testlib import CANDIDATES, PROGRAMS, alive, call, children_whose, script, wait_until
 
 from evolve.sandbox import ForkServerError, Job, Limits, Sandbox
+from evolve.sandbox.zygote import SPARES_AHEAD
 
 
 def zygote_pids() -> list[int]:
@@ -72,10 +73,10 @@ def test_zygote_and_its_spare_supervisor_die_when_the_sandbox_closes() -> None:
     sandbox = Sandbox("forkserver", preload=("json",))
     assert sandbox.run(call("add", a=1)).ok
     (zygote,) = zygote_pids()
-    assert wait_until(lambda: len(spare_supervisors()) == 1)  # forked ahead for the next job
-    (spare,) = spare_supervisors()
+    assert wait_until(lambda: len(spare_supervisors()) == SPARES_AHEAD)  # forked ahead for the next jobs
+    spares = spare_supervisors()
     sandbox.close()
-    assert wait_until(lambda: not alive(zygote) and not alive(spare.pid))
+    assert wait_until(lambda: not alive(zygote) and not any(alive(spare.pid) for spare in spares))
     with pytest.raises(RuntimeError, match="closed"):
         sandbox.run(call("add", a=1))
 
@@ -83,10 +84,10 @@ def test_zygote_and_its_spare_supervisor_die_when_the_sandbox_closes() -> None:
 def test_killed_zygote_is_restarted_transparently(box: Sandbox) -> None:
     assert box.run(call("add", a=1)).ok
     (first,) = zygote_pids()
-    assert wait_until(lambda: len(spare_supervisors()) == 1)
-    (spare,) = spare_supervisors()
+    assert wait_until(lambda: len(spare_supervisors()) == SPARES_AHEAD)
+    spares = spare_supervisors()
     os.kill(first, signal.SIGKILL)
-    assert wait_until(lambda: not alive(first) and not alive(spare.pid))
+    assert wait_until(lambda: not alive(first) and not any(alive(spare.pid) for spare in spares))
     result = box.run(call("add", a=2))
     assert result.ok and result.value["sum"] == 2
     assert zygote_pids() not in ([], [first])
@@ -96,7 +97,7 @@ def test_a_worker_set_up_before_its_job_sees_the_job_s_working_directory(box: Sa
     # Rule: the workdir's tmpfs, mounted after the spare's worker made its private mount table, reaches
     # the worker as a detached mount (open_tree/move_mount); a bind of the path would show it empty.
     assert box.run(call("add", a=1)).ok
-    assert wait_until(lambda: len(spare_supervisors()) == 1)
+    assert wait_until(lambda: len(spare_supervisors()) == SPARES_AHEAD)
     time.sleep(0.5)  # the spare's worker has its view by now, long before the next workdir exists
     data = tmp_path / "data.txt"
     data.write_text("made after the worker")
@@ -120,20 +121,21 @@ def init_processes() -> set[int]:
 def test_the_namespace_s_init_ends_with_its_job(box: Sandbox) -> None:
     if not box.run(call("add", a=1)).containment.get("private_view"):
         pytest.skip("no private namespaces on this host")
-    assert wait_until(lambda: len(init_processes()) == 1)
-    spare_init = init_processes()  # the spare's, waiting for the next job
+    assert wait_until(lambda: len(init_processes()) == SPARES_AHEAD)
+    spare_inits = init_processes()  # the spares', waiting for the next jobs
     result = box.run(call("orphan_and_return"))  # the job leaves a setsid daemon in its namespace
     assert result.ok
-    assert not init_processes() & spare_init  # that init (and with it the daemon) ended with the job
-    assert len(init_processes()) <= 1  # only the next spare's
+    assert len(init_processes() & spare_inits) == SPARES_AHEAD - 1  # the job's (and its daemon) ended
+    assert len(init_processes()) <= SPARES_AHEAD  # only the next spares'
 
 
-def test_killed_spare_supervisor_is_replaced(box: Sandbox) -> None:
+def test_killed_spare_supervisors_are_replaced(box: Sandbox) -> None:
     assert box.run(call("add", a=1)).ok
-    assert wait_until(lambda: len(spare_supervisors()) == 1)
-    (spare,) = spare_supervisors()
-    os.kill(spare.pid, signal.SIGKILL)
-    assert wait_until(lambda: not alive(spare.pid))
+    assert wait_until(lambda: len(spare_supervisors()) == SPARES_AHEAD)
+    spares = spare_supervisors()
+    for spare in spares:
+        os.kill(spare.pid, signal.SIGKILL)
+    assert wait_until(lambda: not any(alive(spare.pid) for spare in spares))
     after = box.run(call("add", a=2))
     assert after.ok and after.value["sum"] == 2, (after.status, after.error, after.stderr[-500:])
 
