@@ -176,8 +176,8 @@ class Sandbox:
                     raise
                 return ProcessResult(status="limit", limit="disk", error=_disk_error(limits))
             result = self._execute(job, limits, workdir, groups)
-            hit = {kind: group.limit_hit() for kind, group in groups.items()}
             peak = groups["memory"].peak_mib() if "memory" in groups else None
+            hit = {} if result.ok else {kind: group.limit_hit() for kind, group in groups.items()}
         finally:
             for group in groups.values():
                 self._janitor.later(group.remove)
