@@ -289,7 +289,7 @@ class EvolutionRun:
         sources = [(path.read_text(encoding="utf-8"), path.name) for path in self.config.seeds]
         results = self._evaluate_all([source for source, _ in sources])
         self._file([Candidate(source=source, result=result, mutator="seed", description=f"seed {name}")
-                    for (source, name), result in zip(sources, results)])
+                    for (source, name), result in zip(sources, results)], behind=True)
 
     def _batch_size(self) -> int:
         n = self.config.parallel.evaluations
@@ -330,8 +330,10 @@ class EvolutionRun:
         assert self._evaluator is not None, "evaluations happen inside execute()"
         return self._evaluator.evaluate_all(sources)
 
-    def _file(self, records: list[Candidate]) -> None:
-        """Archive a batch together with the state that produced it (one atomic archive write)."""
+    def _file(self, records: list[Candidate], *, behind: bool = False) -> None:
+        """Archive a batch together with the state that produced it (one atomic archive write).
+        ``behind``: the archive's writer thread writes it while the run goes on (the loop of a
+        population strategy; an agent's attempt is checked out of the archive, so it is written at once)."""
         first = len(self.known)
         if self._evaluator is not None:
             self.counters.evaluations_retried += self._evaluator.retried - self._retried_seen
@@ -343,7 +345,7 @@ class EvolutionRun:
         state = self._state()
         state["history"] = (list(self.history) + [_history_line(r, self.objectives, first + i)
                                                   for i, r in enumerate(records)])[-HISTORY:]
-        stored = self.archive.add_batch(records, state)  # the history as it will be once they are filed
+        stored = self.archive.add_batch(records, state, behind=behind)  # the history as it will be once they are filed
         for i, cand in enumerate(stored):
             assert cand.id == first + i, "archive ids must be sequential"
             self._remember(cand)
@@ -388,7 +390,7 @@ class EvolutionRun:
         records = [self._child(slot, m, result) for (slot, m), result in zip(accepted, results)]
         self.counters.batches += 1
         self.counters.wall_s = self._elapsed()
-        self._file(records)
+        self._file(records, behind=True)
 
     def _draw_child(self, propose: Callable[[random.Random], Proposal]) -> ChildJob:
         """A parent, a mutator and the child's own RNG, drawn from the run's RNG in this order."""
@@ -469,6 +471,8 @@ class EvolutionRun:
         return self.known[cid]
 
     def commit_sha(self, cid: int) -> str:
+        """The candidate's commit, written (an agent checks it out of the archive)."""
+        self.archive.flush()
         return self.known[cid].sha
 
     def recent(self) -> list[str]:
@@ -539,7 +543,7 @@ class _Breeding:
         record = run._child(job, m, result)
         run.counters.batches += 1  # a one-child batch
         run.counters.wall_s = run._elapsed()
-        run._file([record])
+        run._file([record], behind=True)
         if run._progress is not None:
             run._progress(run)
 

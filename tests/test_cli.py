@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,30 @@ def test_console_script_lists_the_tasks() -> None:
     assert proc.returncode == 0, proc.stderr
     for task in ("adder", "sorter", "microgpt", "toy"):
         assert task in proc.stdout
+
+
+def test_a_run_as_a_program_skips_the_finalization_but_nothing_it_wrote(tmp_path: Path) -> None:
+    # Rule: ``run`` leaves with os._exit once everything is closed (the interpreter's finalization
+    # cost 0.3-0.5 s); the exit handlers run, the output is flushed, the archive is whole.
+    config = {"run": {"name": "exit", "output_dir": "runs"}, "task": {"name": "toy"},
+              "seeds": [str(TOY_SEED)], "mutators": [{"name": "numeric", "params": {}}],
+              "budget": {"max_evaluations": 6}, "parallel": {"evaluations": 2}}
+    (tmp_path / "exit.yaml").write_text(yaml.safe_dump(config))
+    hook = tmp_path / "sitecustomize.py"  # an exit handler, as a library would register one
+    hook.write_text("import atexit\natexit.register(lambda: open('handler-ran', 'w').close())\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{tmp_path}:{ROOT}", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "evolve.cli", "run", "exit.yaml"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 evaluations" in proc.stderr and "results in runs/exit/" in proc.stderr  # flushed
+    assert (tmp_path / "handler-ran").exists()
+    archive = tmp_path / "runs/exit/archive"
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=archive, capture_output=True, text=True).stdout == ""
+    with Archive.open(archive) as a:
+        assert len(a) == 6 and a.best() is not None
+        assert subprocess.run(["git", "rev-parse", "best"], cwd=archive, capture_output=True,
+                              text=True).stdout.strip() == a.best().sha
+    assert '"event": "run.stop"' in (tmp_path / "runs/exit/run.log").read_text()
 
 
 def test_eval_prints_metrics_and_json(capsys: pytest.CaptureFixture[str]) -> None:

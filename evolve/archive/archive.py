@@ -25,6 +25,14 @@ truth and every other ref is derived: when a process becomes the writer (its fir
 ``reindex``), stale ref locks are removed and the derived refs are reset to what the checkpoint says.
 The index is updated after git; on every open it catches up by walking the checkpoint chain.
 
+Write-behind (``add_batch(..., behind=True)``, what a run uses): the batch is built on the caller's
+thread (documents, commits and their shas: an object's id is the hash of its bytes) and its
+candidates returned final, while :mod:`evolve.archive.writer`'s thread writes the objects, moves
+the refs and updates the index, batch after batch in order. The guarantees above hold per batch;
+what a kill adds to the loss is the batches still queued (at most :data:`~evolve.archive.writer.DEPTH`).
+Every query waits for the queued writes first, and a failed write is raised by the next write,
+query or :meth:`Archive.close`.
+
 An ``Archive`` object is not thread-safe; one process at a time may write (an flock enforces it);
 readers (``evolve show`` during a run) never write git and only ever catch the index up.
 """
@@ -47,7 +55,8 @@ from evolve.archive.branches import BEST_BRANCH, FRONT_BRANCH
 from evolve.archive.index import FIXED_SORT_KEYS, Index
 from evolve.pareto import non_dominated
 from evolve.archive.records import ArchiveError, Checkpoint, RunMeta, Summary
-from evolve.archive.store import GitStore, blob_id
+from evolve.archive.store import GitStore, ObjectBatch, ObjectWriter, blob_id
+from evolve.archive.writer import WriteBehind
 from evolve.candidate import Candidate
 from evolve.usage import Usage
 
@@ -80,6 +89,8 @@ class Archive:
         #: cost a ``read-tree`` and an ``update-ref`` process), and always on close.
         self.publish_interval_s = PUBLISH_INTERVAL_S
         self._published_at, self._published_time = "", -math.inf
+        self._writer = WriteBehind()
+        self._closed = False
 
     # --- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -131,10 +142,22 @@ class Archive:
         return archive
 
     def close(self) -> None:
-        if self._store.holds_lock and self._published_at != self._checkpoint:
-            self._publish()  # the branches catch up with the last batch
-        self._index.close()
-        self._store.close()
+        """Finish the queued writes, publish the branches, release the files; raises a failed write."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._writer.flush()
+            if self._store.holds_lock and self._published_at != self._checkpoint:
+                self._publish()  # the branches catch up with the last batch
+        finally:
+            self._writer.close()
+            self._index.close()
+            self._store.close()
+
+    def flush(self) -> None:
+        """Wait for the batches still being written (``add_batch(..., behind=True)``)."""
+        self._writer.flush()
 
     def __enter__(self) -> "Archive":
         return self
@@ -147,40 +170,58 @@ class Archive:
         return self._index.path
 
     # --- writing ------------------------------------------------------------------------------
-    def add_batch(self, records: Sequence[Candidate], state: dict[str, Any]) -> list[Candidate]:
+    def add_batch(self, records: Sequence[Candidate], state: dict[str, Any], *,
+                  behind: bool = False) -> list[Candidate]:
         """Archive ``records`` (unfiled candidates; ids assigned in order) and save ``state`` for resuming, all or
-        nothing. A record's parents must be earlier ids (earlier in the batch is fine)."""
+        nothing. A record's parents must be earlier ids (earlier in the batch is fine). With ``behind``
+        the returned candidates are final but git and the index are written by the writer thread
+        (see the module docstring); without it, once this returns."""
+        if behind:
+            self._writer.check()  # nothing is built on a failed write
+        else:
+            self._writer.flush()
         self._become_writer()
         state_json = _json_bytes(state, "state")
+        objects = ObjectBatch()
         added: list[Candidate] = []
         for record in records:
-            added.append(self._write_candidate(record, len(self._shas) + len(added), added))
+            added.append(self._write_candidate(objects, record, len(self._shas) + len(added), added))
         next_id = len(self._shas) + len(added)
         front = self._next_front(added)
         front_commit = self._front_commit
         if [c.id for c in front] != [c.id for c in self._front]:
-            front_commit = self._write_front(front, next_id - 1)
+            front_commit = self._write_front(objects, front, next_id - 1)
         best = min([c for c in [self._best, *added] if c is not None],
                    key=lambda c: best_key(c, self.meta), default=None)
         checkpoint = _write_checkpoint(
-            self._store, [self._checkpoint, *(c.sha for c in added)]
+            objects, [self._checkpoint, *(c.sha for c in added)]
             + ([front_commit] if front_commit is not None and front_commit != self._front_commit else []),
             state_json, added, front, front_commit, best, next_id, time.time())
-        self._store.update_refs(self._ref_commands(added, checkpoint, front, front_commit, best))
+        commands = self._ref_commands(added, checkpoint, front, front_commit, best)
         previous = self._checkpoint
         self._shas += [c.sha for c in added]
         self._checkpoint, self._front, self._front_commit = checkpoint, front, front_commit
         self._best = best
         info = {"archive": self._meta_sha, "checkpoint": checkpoint, "front_commit": front_commit,
                 "best": None if best is None else str(best.id)}
-        if not self._index.apply(added, front=[c.id for c in front], info=info,
-                                 expect_checkpoint=previous):
-            self._heal_index()  # the index was not where we left it (e.g. a failed earlier write)
-        if time.monotonic() - self._published_time >= self.publish_interval_s:
-            self._publish()
+
+        def write() -> None:
+            self._store.write_batch(objects)
+            self._store.update_refs(commands)
+            if not self._index.apply(added, front=[c.id for c in front], info=info,
+                                     expect_checkpoint=previous):
+                self._heal_index()  # the index was not where we left it (e.g. a failed earlier write)
+            if time.monotonic() - self._published_time >= self.publish_interval_s:
+                self._publish_at(checkpoint, best, front_commit)
+
+        if behind:
+            self._writer.submit(write)
+        else:
+            write()
         return added
 
-    def _write_candidate(self, record: Candidate, id: int, batch: list[Candidate]) -> Candidate:
+    def _write_candidate(self, objects: ObjectWriter, record: Candidate, id: int,
+                         batch: list[Candidate]) -> Candidate:
         parents = []
         for p in record.parents:
             if not (isinstance(p, int) and 0 <= p < id):
@@ -188,10 +229,10 @@ class Archive:
             parents.append(self._shas[p] if p < len(self._shas) else batch[p - len(self._shas)].sha)
         draft = record.filed_as(id=id, sha="", created_at=time.time())
         document = _json_bytes(draft.document(), f"candidate #{id}")
-        tree = self._store.tree({self.meta.program_file: self._store.blob(record.source.encode()),
-                                 "metrics.json": self._store.blob(document)})
-        sha = self._store.commit(tree, list(dict.fromkeys(parents)),
-                                 messages.candidate_message(draft), draft.created_at)
+        tree = objects.tree({self.meta.program_file: objects.blob(record.source.encode()),
+                             "metrics.json": objects.blob(document)})
+        sha = objects.commit(tree, list(dict.fromkeys(parents)), messages.candidate_message(draft),
+                             draft.created_at)
         # Built from the stored bytes so it equals what a later open reads back.
         return Candidate.from_document(json.loads(document), source=record.source, sha=sha)
 
@@ -202,7 +243,7 @@ class Archive:
         points = [p for c in pool if (p := self.meta.point(c.metrics)) is not None]  # all: eligible
         return sorted((pool[i] for i in non_dominated(points)), key=lambda c: c.id)
 
-    def _write_front(self, front: list[Candidate], last_id: int) -> str:
+    def _write_front(self, objects: ObjectWriter, front: list[Candidate], last_id: int) -> str:
         suffix = Path(self.meta.program_file).suffix
         document = {"objectives": [o.name for o in self.meta.objectives],
                     "candidates": [{"id": c.id, "sha": c.sha, "file": f"{c.id}{suffix}",
@@ -211,11 +252,11 @@ class Archive:
                                     "description": c.description} for c in front]}
         # Every source blob already exists: it was written with its candidate's commit.
         files = {f"{c.id}{suffix}": blob_id(c.source.encode()) for c in front}
-        files["front.json"] = self._store.blob(_json_bytes(document, "front"))
+        files["front.json"] = objects.blob(_json_bytes(document, "front"))
         old, new = {c.id for c in self._front}, {c.id for c in front}
         message = messages.front_message(front, new - old, old - new, last_id)
         parents = [self._front_commit] if self._front_commit else []
-        return self._store.commit(self._store.tree(files), parents, message, time.time())
+        return objects.commit(objects.tree(files), parents, message, time.time())
 
     def _ref_commands(self, added: list[Candidate], checkpoint: str, front: list[Candidate],
                       front_commit: str | None, best: Candidate | None) -> list[str]:
@@ -252,10 +293,14 @@ class Archive:
 
     def _publish(self) -> None:
         """Move the user-facing branches to the archive's refs where no checkout forbids it."""
+        self._publish_at(self._checkpoint, self._best, self._front_commit)
+
+    def _publish_at(self, checkpoint: str, best: Candidate | None, front_commit: str | None) -> None:
+        """Publish the branches as of ``checkpoint`` (the writer thread's batch, which may trail the
+        batches built since)."""
         self.unpublished = branches.publish(self._store, {
-            BEST_BRANCH: self._best.sha if self._best is not None else None,
-            FRONT_BRANCH: self._front_commit})
-        self._published_at, self._published_time = self._checkpoint, time.monotonic()
+            BEST_BRANCH: best.sha if best is not None else None, FRONT_BRANCH: front_commit})
+        self._published_at, self._published_time = checkpoint, time.monotonic()
 
     # --- consistency --------------------------------------------------------------------------
     def _load(self) -> None:
@@ -331,6 +376,7 @@ class Archive:
     def reindex(self) -> int:
         """Rebuild the index from git alone (and repair derived refs); returns the candidate count.
         Takes the writer lock, so it fails while a run is writing."""
+        self._writer.flush()
         self._take_lock()
         self._index.apply([], front=[], info={}, reset=True)
         self._sync()
@@ -338,16 +384,19 @@ class Archive:
 
     # --- queries ------------------------------------------------------------------------------
     def __len__(self) -> int:
+        self._writer.flush()
         return self._index.count()
 
     def state(self) -> dict[str, Any]:
         """The state saved with the last batch (``{}`` before the first)."""
+        self._writer.flush()
         state: dict[str, Any] = json.loads(self._store.read_files(self._checkpoint)["state.json"])
         return state
 
     def checkpoints(self) -> list[Checkpoint]:
         """Every committed batch, oldest first, with the state saved alongside it. Read-only;
         reports use it to plot what a run had spent (evaluations, tokens, time) batch by batch."""
+        self._writer.flush()
         found, sha = [], self._checkpoint
         while sha and sha != self._meta_sha:
             commit = self._store.read_commit(sha)
@@ -361,6 +410,7 @@ class Archive:
     def get(self, key: int | str) -> Candidate:
         """A candidate by id (``42``, ``"42"``, ``"#42"``) or by a sha prefix (4+ hex digits). A
         decimal string is an id first; failing that (or with a leading zero) a sha prefix."""
+        self._writer.flush()
         text = str(key).strip().lstrip("#")
         if text.isdigit() and (text == "0" or text[0] != "0"):
             found = self._index.get(int(text))
@@ -392,6 +442,7 @@ class Archive:
 
     def _query(self, sort: str | None, limit: int | None, descending: bool | None,
                **only: bool) -> list[Candidate]:
+        self._writer.flush()
         key = sort or "id"
         if key not in self.sort_keys():
             raise ArchiveError(f"unknown sort key {key!r} (known: {', '.join(self.sort_keys())})")
@@ -400,6 +451,7 @@ class Archive:
         return self._index.candidates(key, descending=descending, limit=limit, **only)
 
     def sort_keys(self) -> list[str]:
+        self._writer.flush()
         declared = [o.name for o in self.meta.objectives] + [c.metric for c in self.meta.constraints]
         return list(dict.fromkeys([*declared, *self._index.metric_names(), *FIXED_SORT_KEYS]))
 
@@ -440,6 +492,7 @@ class Archive:
     def summary(self) -> Summary:
         """Run-level figures. Spend comes from the run's saved counters, which also hold what no
         candidate carries (rejected mutations, agent turns): summing candidates missed 5-48 % of it."""
+        self._writer.flush()
         totals = self._index.totals()
         on_candidates = totals["spent"]
         totals.update(_run_spend(self.state() or {}), on_candidates=on_candidates)
@@ -479,7 +532,7 @@ def eligible(c: Candidate, meta: RunMeta) -> bool:
     return c.result.ok and c.feasible and meta.point(c.metrics) is not None
 
 
-def _write_checkpoint(store: GitStore, parents: list[str], state_json: bytes,
+def _write_checkpoint(store: ObjectWriter, parents: list[str], state_json: bytes,
                       added: list[Candidate], front: list[Candidate], front_commit: str | None,
                       best: Candidate | None, next_id: int, when: float) -> str:
     document = {"next_id": next_id, "batch": [[c.id, c.sha] for c in added],

@@ -54,7 +54,9 @@ class Index:
             self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        # Any thread may write (the archive's writer thread does), one at a time: the archive
+        # waits for its writer before it reads.
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
         try:
             # WAL + NORMAL: a killed process never corrupts the file (only power loss could drop the
             # last transaction, which the next open recovers from git anyway).

@@ -1,11 +1,13 @@
 """Driver for the kill -9 test: adds seeded random batches to an archive, resuming from its state.
 
-    python kill_driver.py ARCHIVE BATCHES SEED
+    python kill_driver.py ARCHIVE BATCHES SEED [behind]
 
 Creates the archive if it does not exist, otherwise resumes from ``archive.state()`` (the RNG state
 and the batch counter saved with the last batch). Prints ``ready`` once the archive is open, then
 the batch count after each batch, until BATCHES have been added. Everything a batch contains is drawn from the RNG, so an
 interrupted-and-resumed run must end with exactly the candidates of an uninterrupted one.
+With ``behind`` the batches are written by the archive's writer thread (as a run writes them), so a
+kill may also land while some wait to be written; the count printed is then of batches handed over.
 """
 
 from __future__ import annotations
@@ -45,20 +47,20 @@ def batch(rng: random.Random, next_id: int) -> list:
     return records
 
 
-def main(path: Path, batches: int, seed: int) -> None:
+def main(path: Path, batches: int, seed: int, behind: bool) -> None:
     archive = Archive.open(path) if path.exists() else Archive.create(path, META)
     state = archive.state()
     rng = rng_from_json(state["rng"]) if state else random.Random(seed)
-    done = state.get("batches", 0)
+    done, next_id = state.get("batches", 0), len(archive)
     print("ready", flush=True)
     while done < batches:
-        records = batch(rng, len(archive))
+        records = batch(rng, next_id)
         done += 1
-        archive.add_batch(records, {"rng": rng_to_json(rng), "batches": done})
+        next_id += len(archive.add_batch(records, {"rng": rng_to_json(rng), "batches": done}, behind=behind))
         print(done, flush=True)
     archive.close()
     print("done", flush=True)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+    main(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:] == ["behind"])

@@ -1,4 +1,5 @@
-"""A real kill -9: a writer SIGKILLed at random points, then resumed, loses and duplicates nothing."""
+"""A real kill -9: a writer SIGKILLed at random points, then resumed, loses and duplicates nothing,
+whether it writes each batch before going on or leaves the writing to the archive's writer thread."""
 
 from __future__ import annotations
 
@@ -18,15 +19,15 @@ DRIVER = Path(__file__).with_name("kill_driver.py")
 BATCHES = 120
 
 
-def start(path: Path) -> subprocess.Popen:
+def start(path: Path, behind: bool = False) -> subprocess.Popen:
     # Own session: killpg takes the driver's git children down with it.
-    return subprocess.Popen([sys.executable, str(DRIVER), str(path), str(BATCHES), "5"],
+    return subprocess.Popen([sys.executable, str(DRIVER), str(path), str(BATCHES), "5", *(["behind"] * behind)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
 
-def run_to_end(path: Path) -> None:
-    out, err = start(path).communicate(timeout=300)
+def run_to_end(path: Path, behind: bool = False) -> None:
+    out, err = start(path, behind).communicate(timeout=300)
     assert out.endswith("done\n"), err
 
 
@@ -59,7 +60,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     rng = random.Random(2024)
     seen = []
     for attempt in range(8):
-        proc = start(path)
+        proc = start(path, behind=attempt % 4 >= 2)  # each kill style with and without write-behind
         if attempt == 0:
             time.sleep(rng.uniform(0.05, 0.4))  # somewhere in start-up, creation or the first batches
         else:
@@ -76,7 +77,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
         if path.exists():
             seen.append(len(contents(path)))  # opens cleanly after every kill
     assert len(seen) >= 7 and seen == sorted(seen) and seen[-1] < len(contents(reference))
-    run_to_end(path)
+    run_to_end(path, behind=True)
     assert contents(path) == contents(reference)
     fsck = git(path, "fsck", "--full")
     assert fsck.returncode == 0 and "error" not in fsck.stderr, fsck.stderr
