@@ -18,7 +18,9 @@ CPU seconds of the process tree, and the ratios.
   isolates nothing and measures no memory; that is how its examples run programs).
 
 OpenEvolve lives in its own venv, created on first use under ``--cache-dir`` (``python -m venv``,
-then ``pip install openevolve==0.4.1``); tests never create it.
+then ``pip install openevolve==0.4.1``); tests never create it. evolve's modules are byte-compiled
+first, as ``pip install`` leaves them (OpenEvolve's are): with ``PYTHONDONTWRITEBYTECODE`` set, as
+on the project's machines, a source checkout otherwise compiles its ~60 modules at every start.
 
     python bench/p6_openevolve.py [--repeats 5] [--latency 0.1] [--modes async batch]
 """
@@ -26,6 +28,7 @@ then ``pip install openevolve==0.4.1``); tests never create it.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -156,6 +159,7 @@ def main() -> None:
                         / "evolve-bench")
     args = parser.parse_args()
     oe_run = openevolve_venv(args.cache_dir)
+    compileall.compile_dir(ROOT / "evolve", quiet=1)
     names = [f"evolve {m}" for m in args.modes] + ["OpenEvolve"]
     walls: dict[str, list[float]] = {n: [] for n in names}
     cpus: dict[str, list[float]] = {n: [] for n in names}

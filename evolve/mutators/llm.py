@@ -18,16 +18,18 @@ parent's dropped imports and constants re-added when the program still reads the
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from evolve.llm.client import Completion, LLMClient
 from evolve.llm.faults import LLMRequestError
 from evolve.mutators.base import EditError, Mutation, MutationContext, Mutator
 from evolve.mutators.prompts import build_messages
 from evolve.mutators.replies import apply_edit_blocks, apply_rewrite, intent
 from evolve.plugins import Params
+
+if TYPE_CHECKING:  # the client (and the OpenAI SDK, ~0.6 s) loads with the run's LLM, not with a config check
+    from evolve.llm.client import Completion, LLMClient
 
 # Prompts live in evolve.mutators.prompts, reply reading in evolve.mutators.replies.
 

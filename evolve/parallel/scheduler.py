@@ -3,15 +3,18 @@
 In batch mode every evaluation slot idles while the LLM writes the batch's children and while the
 batch's slowest evaluation runs. Here three stages run at once, each with its own bound:
 
-- **mutating**: up to ``mutations`` children are being written (LLM calls, on daemon threads);
+- **mutating**: up to ``mutations`` children are being written (LLM calls, on ``mutations`` daemon
+  threads that live as long as the run: starting a thread per child cost the scheduling thread
+  ~9 ms a child in the P6 bench, the new thread's first GIL turn);
   a new child is proposed the moment one of these finishes or is handed on (``mutating + waiting``
   never exceeds ``mutations``, so the strategy never runs further ahead of its results than that);
 - **waiting**: mutated children queue for a slot; one starts the moment a slot frees, *before* the
   finished result is filed (filing is an archive commit);
 - **evaluating**: up to ``evaluator.slots`` evaluations run.
 
-Every finished evaluation is handed to the host at once (the run files it with its state), so a
-SIGKILL loses at most what was in flight. The host's budget is never overshot: no more children are
+Every finished evaluation is handed to the host at once (the run files it with its state, written
+behind by the archive's writer thread), so a SIGKILL loses at most what was in flight and the few
+filings still being written. The host's budget is never overshot: no more children are
 in flight than ``room()`` allows. Once ``stop_reason()`` is set nothing new starts; children in
 flight are finished and filed (their mutations are paid for). Ctrl-C and an exception from a stage
 leave at once: the wait is interruptible, threads are daemons and are abandoned, never joined
@@ -29,6 +32,7 @@ records the order.
 from __future__ import annotations
 
 import itertools
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -84,6 +88,13 @@ class SteadyState(Generic[J, M]):
         self._seq = itertools.count()
 
     def run(self, host: Breeder[J, M]) -> None:
+        workers = _Workers(self.mutations)
+        try:
+            self._run(host, workers)
+        finally:
+            workers.close()
+
+    def _run(self, host: Breeder[J, M], workers: "_Workers") -> None:
         mutating: dict[Future[M], _Child[J, M]] = {}
         waiting: deque[_Child[J, M]] = deque()
         evaluating: dict[Future[EvalResult], _Child[J, M]] = {}
@@ -94,7 +105,7 @@ class SteadyState(Generic[J, M]):
                 while (len(mutating) + len(waiting) < self.mutations
                        and (room is None or len(mutating) + len(waiting) + len(evaluating) < room)):
                     child: _Child[J, M] = _Child(next(self._seq), host.propose())
-                    mutating[_spawn(host.mutate, child.job)] = child
+                    mutating[workers.submit(host.mutate, child.job)] = child
                     self.log("child.start", child=child.seq)
             if not (mutating or evaluating):
                 return  # (nothing waits without a slot: _fill_slots ran)
@@ -127,16 +138,34 @@ class SteadyState(Generic[J, M]):
             self.log("evaluation.start", child=child.seq)
 
 
-def _spawn(fn: Callable[[Any], T], arg: Any) -> "Future[T]":
-    """``fn(arg)`` on a daemon thread (abandoned, never joined, when the run stops)."""
-    future: Future[T] = Future()
-    future.set_running_or_notify_cancel()
+class _Workers:
+    """Up to ``size`` daemon threads running submitted calls; abandoned, never joined, when the run
+    stops (an LLM call cannot be interrupted: the caller cancels the client, see
+    :mod:`evolve.stopping`). :meth:`close` lets each thread leave once it is idle."""
 
-    def work() -> None:
-        try:
-            future.set_result(fn(arg))
-        except BaseException as exc:  # handed to whoever waits on the future
-            future.set_exception(exc)
+    def __init__(self, size: int) -> None:
+        self.size, self._started = size, 0
+        self._calls: queue.SimpleQueue[tuple[Callable[[Any], Any], Any, Future[Any]] | None] = queue.SimpleQueue()
 
-    threading.Thread(target=work, name="evolve-mutation", daemon=True).start()
-    return future
+    def submit(self, fn: Callable[[Any], T], arg: Any) -> "Future[T]":
+        future: Future[T] = Future()
+        future.set_running_or_notify_cancel()
+        self._calls.put((fn, arg, future))
+        if self._started < self.size:  # never more calls in flight than threads: the pipeline's bound
+            self._started += 1
+            threading.Thread(target=self._work, name="evolve-mutation", daemon=True).start()
+        return future
+
+    def close(self) -> None:
+        for _ in range(self._started):
+            self._calls.put(None)
+        self._started = 0
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            fn, arg, future = call
+            try:
+                future.set_result(fn(arg))
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+            del call, fn, arg, future  # an idle thread holds nothing of the run
