@@ -349,10 +349,15 @@ class EvolutionRun:
         state = self._state()
         state["history"] = (list(self.history) + [_history_line(r, self.objectives, first + i)
                                                   for i, r in enumerate(records)])[-HISTORY:]
-        stored = self.archive.add_batch(records, state, behind=behind)  # the history as it will be once they are filed
+        # The state holds the history as it will be once they are filed; the run log says
+        # "evaluation" once a candidate is in the archive (with ``behind``, a moment later).
+        stored = self.archive.add_batch(records, state, behind=behind, written=self._log_filed)
         for i, cand in enumerate(stored):
             assert cand.id == first + i, "archive ids must be sequential"
             self._remember(cand)
+
+    def _log_filed(self, stored: list[Candidate]) -> None:
+        for cand in stored:
             self.log.write("evaluation", id=cand.id, parents=list(cand.parents), mutator=cand.mutator,
                            model=cand.usage.model, status=cand.result.status, feasible=cand.result.feasible,
                            metrics={o.name: cand.result.metrics.get(o.name) for o in self.objectives})

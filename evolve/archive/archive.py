@@ -45,7 +45,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -170,12 +170,13 @@ class Archive:
         return self._index.path
 
     # --- writing ------------------------------------------------------------------------------
-    def add_batch(self, records: Sequence[Candidate], state: dict[str, Any], *,
-                  behind: bool = False) -> list[Candidate]:
+    def add_batch(self, records: Sequence[Candidate], state: dict[str, Any], *, behind: bool = False,
+                  written: Callable[[list[Candidate]], None] | None = None) -> list[Candidate]:
         """Archive ``records`` (unfiled candidates; ids assigned in order) and save ``state`` for resuming, all or
         nothing. A record's parents must be earlier ids (earlier in the batch is fine). With ``behind``
         the returned candidates are final but git and the index are written by the writer thread
-        (see the module docstring); without it, once this returns."""
+        (see the module docstring); without it, once this returns. ``written`` is called with them
+        once they are in the archive (on the writer thread with ``behind``)."""
         if behind:
             self._writer.check()  # nothing is built on a failed write
         else:
@@ -213,6 +214,8 @@ class Archive:
                 self._heal_index()  # the index was not where we left it (e.g. a failed earlier write)
             if time.monotonic() - self._published_time >= self.publish_interval_s:
                 self._publish_at(checkpoint, best, front_commit)
+            if written is not None:
+                written(added)
 
         if behind:
             self._writer.submit(write)

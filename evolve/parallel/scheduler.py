@@ -25,8 +25,8 @@ order, and each finished child is filed with the run state. What is not: *which*
 strategy has seen when it proposes depends on when evaluations and LLM answers finish, so two runs
 with the same seed (and a resumed run against an uninterrupted one) propose different children
 after the first few, and an ``llm.replay`` cache recorded by one run misses on the other. The run
-log (``child.start``, ``child.ready`` or ``child.rejected``, ``evaluation.start``, ``evaluation.end``)
-records the order.
+log (``child.start``, ``child.ready`` or ``child.rejected``, ``evaluation.start``, ``evaluation.end``,
+``child.filed``) records the order; the run's ``evaluation`` event follows once the archive holds it.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ class SteadyState(Generic[J, M]):
             for child, result in filed:
                 assert child.mutation is not None
                 host.evaluated(child.job, child.mutation, result)
+                self.log("child.filed", child=child.seq)
             for future in sorted((f for f in done if f in mutating), key=lambda f: mutating[f].seq):
                 child = mutating.pop(future)
                 child.mutation = future.result()  # an LLM run failure leaves here

@@ -16,7 +16,6 @@ from typing import Any, Literal
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -128,6 +127,8 @@ def print_candidate(archive: Archive, console: Console, key: int | str, *,
     if as_json:
         _print_json(console, candidate_data(archive, key, diff=diff))
         return
+    from rich.syntax import Syntax  # here: pygments is not needed for the front a run ends with
+
     lineage = archive.lineage(key)
     c, meta = lineage[0], archive.meta
     console.print(Panel(Group(_header(c), _metrics_table(c, meta)),
