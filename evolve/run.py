@@ -35,6 +35,7 @@ import contextlib
 import importlib
 import random
 import secrets
+import shutil
 import threading
 import time
 from collections import deque
@@ -52,7 +53,7 @@ from evolve.llm.faults import LLMCancelled, LLMRunFailure, LLMUnreachable, Retri
 from evolve.mutators import Mutation, MutationContext, Mutator, make_mutator
 from evolve.runlog import FILE_NAME as RUN_LOG, RunLog
 from evolve.stopping import install_ctrl_c, parallel, restore_ctrl_c
-from evolve.parallel import Evaluator
+from evolve.parallel import Evaluator, gather
 from evolve.parallel.local import LocalEvaluator
 from evolve.parallel.scheduler import SteadyState
 from evolve.sandbox import Limits
@@ -147,8 +148,15 @@ class EvolutionRun:
             from evolve.parallel.ray_cluster import connect
 
             connect(config.parallel.address)
-        self.llm = _make_llm(config, self.log) if config.llm is not None else None
+        #: A new run with an LLM starts its seeds' evaluation before bringing the LLM up: the
+        #: sandbox evaluates them in its own processes while this one loads the OpenAI SDK (~0.6-0.9
+        #: s, the longest step of a run's start; P6 bench). A refused endpoint removes it all.
+        self._early: _EarlySeeds | None = None
+        if self.fresh and config.llm is not None and config.parallel.backend == "local":
+            self._early = _EarlySeeds(self)
+        self.llm = None
         try:
+            self.llm = _make_llm(config, self.log) if config.llm is not None else None
             if self.llm is not None:  # before the archive exists: a dead endpoint leaves nothing behind
                 try:
                     self.llm.check_reachable()
@@ -158,6 +166,8 @@ class EvolutionRun:
         except BaseException:
             if self.llm is not None:
                 self.llm.close()  # a local model server must not outlive a run that never started
+            if self._early is not None:
+                self._early.abandon()
             raise
         self.weights = [m.weight for m in config.mutators]
         self.rng = random.Random(config.run.seed)
@@ -233,7 +243,7 @@ class EvolutionRun:
         }
 
     # --- the loop ----------------------------------------------------------------------------
-    def execute(self, progress: ProgressFn | None = None) -> RunOutcome:
+    def _limits(self) -> Limits:
         limits = Limits()
         if self.config.sandbox.timeout_s is not None:
             limits = limits.with_(timeout_s=self.config.sandbox.timeout_s)
@@ -241,13 +251,17 @@ class EvolutionRun:
             limits = limits.with_(memory_mb=self.config.sandbox.memory_mb)
         if self.config.sandbox.disk_mb is not None:
             limits = limits.with_(disk_mb=self.config.sandbox.disk_mb)
+        return limits
+
+    def execute(self, progress: ProgressFn | None = None) -> RunOutcome:
         self.scratch.mkdir(parents=True, exist_ok=True)
         self._started = time.monotonic()
         self._progress = progress
         interrupted, failure = False, None
         previous = install_ctrl_c()
         try:
-            self._evaluator = self._make_evaluator(limits)  # in the try: a cluster that fails to start closes the run
+            # In the try: a cluster that fails to start closes the run.
+            self._evaluator = self._early.evaluator if self._early is not None else self._make_evaluator(self._limits())
             if not self.fresh:
                 self._restore()
             self.log.write("run.resume" if self.known else "run.start", candidates=len(self.known),
@@ -290,10 +304,16 @@ class EvolutionRun:
         return RunOutcome(reason, self.counters, self.target_hit, interrupted, failure)
 
     def _evaluate_seeds(self) -> None:
-        sources = [(path.read_text(encoding="utf-8"), path.name) for path in self.config.seeds]
-        results = self._evaluate_all([source for source, _ in sources])
+        if self._early is not None:
+            sources, results = self._early.sources, gather(self._early.futures)
+        else:
+            sources = self._seed_sources()
+            results = self._evaluate_all([source for source, _ in sources])
         self._file([Candidate(source=source, result=result, mutator="seed", description=f"seed {name}")
                     for (source, name), result in zip(sources, results)], behind=True)
+
+    def _seed_sources(self) -> list[tuple[str, str]]:
+        return [(path.read_text(encoding="utf-8"), path.name) for path in self.config.seeds]
 
     def _batch_size(self) -> int:
         n = self.config.parallel.evaluations
@@ -516,6 +536,33 @@ class EvolutionRun:
     @property
     def run_dir(self) -> Path:
         return self.config.run_dir
+
+
+class _EarlySeeds:
+    """The seeds of a new run, submitted to its evaluator while the run is still being set up
+    (see ``EvolutionRun._early``); :meth:`abandon` closes the evaluator and removes the folders it
+    made, so a run that never starts leaves nothing behind."""
+
+    def __init__(self, run: EvolutionRun) -> None:
+        made = [d for d in (run.config.run.output_dir, run.config.run_dir, run.scratch) if not d.exists()]
+        self.sources = run._seed_sources()
+        run.scratch.mkdir(parents=True, exist_ok=True)
+        self._made, self._scratch = made, run.scratch
+        self.evaluator = run._make_evaluator(run._limits())
+        try:
+            self.futures = [self.evaluator.submit(source) for source, _ in self.sources]
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        self.evaluator.close()
+        for folder in reversed(self._made):  # scratch, then the run's folder, then the output folder
+            if folder == self._scratch:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):  # only if empty
+                    folder.rmdir()
 
 
 class _Breeding:
