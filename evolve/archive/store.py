@@ -1,9 +1,10 @@
 """Git plumbing for the archive: objects written in-process, refs moved in one transaction.
 
 Objects are written as loose objects in-process (zlib, a temp file, a rename: no subprocess), so a
-killed writer leaves either a whole object or none; four system calls an object, where gitdb's
-writer made ~10 and ran ~4x the Python (each call may wait for the GIL behind the run's other
-threads: in the P6 bench a batch's 11 objects took 3 ms alone and up to 90 ms in a run). An :class:`ObjectBatch` names objects before
+killed writer leaves either a whole object or none; four system calls an object where gitdb's
+writer made ~10, and half its CPU (0.25 against 0.45 ms an object). Each call may wait for the GIL
+behind the run's other threads: in the P6 bench a batch's 11 objects took 3 ms alone and up to 90 ms
+in a run on a loaded machine. An :class:`ObjectBatch` names objects before
 they are written (an object's id is the hash of its bytes), so the archive can build a whole batch
 (its commits, their shas) at once and leave the writing to another thread. Reads go through GitPython's persistent
 ``git cat-file --batch`` process. Refs are only ever changed by ``git update-ref --stdin`` with one

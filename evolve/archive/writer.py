@@ -19,7 +19,8 @@ import queue
 import threading
 from collections.abc import Callable
 
-#: Batches that may wait for the disk; the thread needs ~11 ms a batch, so one or two ever do.
+#: Batches that may wait for the disk. The thread needs ~10 ms a batch alone; on a loaded machine it
+#: fell behind a P6 run at times, and the run then waits for it rather than queue more.
 DEPTH = 4
 
 
