@@ -291,12 +291,14 @@ class EvolutionRun:
             self.log.close()
             raise TaskFileError(f"{exc} (traceback in {self.log.path}), then --resume", exc.details) from None
         finally:
-            if self._evaluator is not None:
-                self._evaluator.close()
-            self.archive.close()
-            if self.llm is not None:
-                self.llm.close()
-            restore_ctrl_c(previous)  # last: a second Ctrl-C during the clean-up still exits at once
+            try:
+                if self._evaluator is not None:
+                    self._evaluator.close()
+                self.archive.close()  # finishes the writes left behind; raises one that failed
+            finally:
+                if self.llm is not None:
+                    self.llm.close()
+                restore_ctrl_c(previous)  # last: a second Ctrl-C during the clean-up still exits at once
         self.log.write("run.stop", reason=reason, evaluations=self.counters.evaluations,
                        rejected=self.counters.rejected, retried=self.counters.evaluations_retried,
                        tokens=self.counters.tokens, cost_usd=self.counters.spent.cost_usd)
