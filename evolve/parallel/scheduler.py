@@ -111,15 +111,15 @@ class SteadyState(Generic[J, M]):
                 return  # (nothing waits without a slot: _fill_slots ran)
             pending: list[Future[Any]] = [*mutating, *evaluating]
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            finished = sorted((f for f in done if f in evaluating), key=lambda f: evaluating[f].seq)
-            filed = [(evaluating.pop(f), f.result()) for f in finished]
-            for child, _result in filed:
-                self.log("evaluation.end", child=child.seq)
-            self._fill_slots(waiting, evaluating)  # before filing: a free slot must not wait for a commit
+            filed, failure = self._collect(done, evaluating)
+            if failure is None:
+                self._fill_slots(waiting, evaluating)  # before filing: a free slot must not wait for a commit
             for child, result in filed:
                 assert child.mutation is not None
                 host.evaluated(child.job, child.mutation, result)
                 self.log("child.filed", child=child.seq)
+            if failure is not None:
+                raise failure  # after filing what ended with it: those results are paid for
             for future in sorted((f for f in done if f in mutating), key=lambda f: mutating[f].seq):
                 child = mutating.pop(future)
                 child.mutation = future.result()  # an LLM run failure leaves here
@@ -131,6 +131,21 @@ class SteadyState(Generic[J, M]):
                     waiting.append(child)
                     self.log("child.ready", child=child.seq)
                     self._fill_slots(waiting, evaluating)
+
+    def _collect(self, done: set[Future[Any]], evaluating: dict[Future[EvalResult], _Child[J, M]]
+                 ) -> tuple[list[tuple[_Child[J, M], EvalResult]], BaseException | None]:
+        """The evaluations in ``done``, in the order their children started, and the first failure
+        of the evaluator itself (a lost cluster, a bug: a candidate's own failure is a result)."""
+        filed, failure = [], None
+        for future in sorted((f for f in done if f in evaluating), key=lambda f: evaluating[f].seq):
+            child = evaluating.pop(future)
+            self.log("evaluation.end", child=child.seq)
+            error = future.exception()
+            if error is None:
+                filed.append((child, future.result()))
+            elif failure is None:
+                failure = error
+        return filed, failure
 
     def _fill_slots(self, waiting: deque[_Child[J, M]], evaluating: dict[Future[EvalResult], _Child[J, M]]) -> None:
         while waiting and len(evaluating) < self.evaluator.slots:

@@ -119,3 +119,34 @@ def test_a_failing_mutation_leaves_at_once_without_waiting_for_evaluations() -> 
         SteadyState(SleepingEvaluator(slots=2), mutations=3).run(host)
     assert time.monotonic() - started < 20  # a hang guard: the evaluations take 30 s
     assert host.filed == []
+
+
+class PairEvaluator(Evaluator):
+    """Holds the first evaluation until the second is submitted, then ends both at once: the first
+    with a result, the second with a failure of the evaluator itself (a cluster gone)."""
+
+    slots = 2
+
+    def __init__(self) -> None:
+        self.first: Future[EvalResult] | None = None
+
+    def submit(self, source: str) -> "Future[EvalResult]":
+        future: Future[EvalResult] = Future()
+        if self.first is None:
+            self.first = future
+            return future
+        self.first.set_result(EvalResult(status="ok", metrics={}))
+        future.set_exception(RuntimeError("the cluster is gone"))
+        return future
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_evaluator_failure_still_files_the_results_that_ended_with_it() -> None:
+    """Two evaluations end in the same wait, one of them with the evaluator's own error: the run
+    stops with that error, and the other child's result is filed first, not dropped."""
+    host = Host(budget=10)
+    with pytest.raises(RuntimeError, match="cluster is gone"):
+        SteadyState(PairEvaluator(), mutations=2).run(host)
+    assert host.filed == [1]
