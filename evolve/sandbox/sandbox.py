@@ -43,7 +43,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
 
-from . import containment, jail, layers, rooms
+from . import containment, jail, layers, leftovers, rooms
 from .job import Job, Limits, ProcessResult
 from .outcome import load_report, process_result
 from .pipes import JobPipes
@@ -89,8 +89,10 @@ class Sandbox:
         self.mode: Mode = mode
         self.limits = limits or Limits()
         own_root = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="evolve-sandbox-") if root is None else root).resolve()
+        leftovers.sweep_once()  # what sandboxes killed with SIGKILL left mounted
+        self.root = Path(tempfile.mkdtemp(prefix=leftovers.ROOT_PREFIX) if root is None else root).resolve()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        leftovers.claim(self.root, made=own_root)
         self._pythonpath = containment.pin_packages(self.root / "pythonpath")
         self._readable = [*containment.readable_paths(), self._pythonpath]
         self._namespaces = containment.namespaces()
@@ -117,7 +119,8 @@ class Sandbox:
                                                  landlock=landlock, scripts=True)
         # close() runs at the latest when the sandbox is collected or the interpreter exits.
         # A given root is left as found: only the sandbox's own entries in it are removed.
-        owned = [self.root] if own_root else [Path(self._pythonpath), *(self.root / d for d in ("zygote", "view", "etc", "dev"))]
+        owned = [self.root] if own_root else [Path(self._pythonpath), self.root / leftovers.OWNER_FILE,
+                                             *(self.root / d for d in ("zygote", "view", "etc", "dev"))]
         self._finalizer = weakref.finalize(self, _shut_down, list(self._servers.values()), self._rooms, self._janitor, owned)
 
     # --- public API ------------------------------------------------------------------------------
@@ -302,7 +305,10 @@ def _shut_down(servers: list[ForkServer], ready: rooms.Rooms, janitor: _Janitor,
     ready.close()
     janitor.close()
     for path in owned:
-        shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _account(result: ProcessResult, limits: Limits, workdir: Path, cgroup_peak: float | None) -> None:
