@@ -155,6 +155,46 @@ def readable_paths() -> list[str]:
     return sorted(p for p in paths if os.path.exists(p))
 
 
+def executables() -> list[str]:
+    """The only files a job may execute: this Python and its ELF program interpreter (the dynamic
+    loader, which the kernel opens for execution too).
+
+    A job that may exec whatever it can read can hand its work to another language -- compile C with
+    the host's gcc, or run awk, perl or node -- and a task that times "the program" would time
+    something that is not the Python program it archives (rule ``exec-only-python``). The job's own
+    working directory grants no execution either, so a binary written or copied there cannot run.
+    Python starting Python (multiprocessing's spawn, ``subprocess.run([sys.executable, ...])``) works.
+    """
+    python = os.path.realpath(sys.executable)
+    loader = _elf_interpreter(python)
+    return [python] + ([os.path.realpath(loader)] if loader else [])
+
+
+def _elf_interpreter(path: str) -> str | None:
+    """The PT_INTERP path of an ELF executable (None for a static or non-ELF file)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(64)
+            if header[:4] != b"\x7fELF":
+                return None
+            wide, order = header[4] == 2, "<" if header[5] == 1 else ">"
+            table = struct.unpack_from(order + ("Q" if wide else "I"), header, 0x20 if wide else 0x1C)[0]
+            size, count = struct.unpack_from(order + "HH", header, 0x36 if wide else 0x2A)
+            f.seek(table)
+            entries = f.read(size * count)
+            for i in range(count):
+                entry = entries[i * size:(i + 1) * size]
+                if struct.unpack_from(order + "I", entry, 0)[0] == 3:  # PT_INTERP
+                    field = order + ("Q" if wide else "I")
+                    offset = struct.unpack_from(field, entry, 8 if wide else 4)[0]
+                    length = struct.unpack_from(field, entry, 32 if wide else 16)[0]
+                    f.seek(offset)
+                    return f.read(length).rstrip(b"\0").decode()
+    except (OSError, struct.error, UnicodeDecodeError):
+        return None
+    return None
+
+
 # --- worker side --------------------------------------------------------------------------------
 @dataclass
 class Prepared:
@@ -167,7 +207,7 @@ class Prepared:
     is a copy-on-write fault: Landlock's ~20 rules took 0.7 ms, assembling the seccomp program 0.4 ms.
     """
 
-    granted: dict[str, list[str]] = field(default_factory=dict)  # what ``ruleset`` grants: read, devices
+    granted: dict[str, list[str]] = field(default_factory=dict)  # what ``ruleset`` grants: read, devices, exec
     ruleset: int = -1  # a Landlock ruleset descriptor (not yet enforced), -1 for none
     seccomp: dict[bool, Any] = field(default_factory=dict)  # deny_memfd -> (filter, its array)
     last_cap: int = 63
@@ -176,7 +216,7 @@ class Prepared:
         """The ruleset, if it grants no more than ``landlock`` (the job's lists) does; else -1
         (and it is closed: a job is never given a path it was not meant to have)."""
         ruleset, self.ruleset = self.ruleset, -1
-        if ruleset >= 0 and any(not set(paths) <= set(landlock[kind]) for kind, paths in self.granted.items()):
+        if ruleset >= 0 and any(not set(paths) <= set(landlock.get(kind, ())) for kind, paths in self.granted.items()):
             os.close(ruleset)
             return -1
         return ruleset
@@ -188,7 +228,7 @@ def prepare(landlock: dict[str, list[str]] | None, root: str | None) -> Prepared
     view), where the paths are looked up as the job will see them, or None for the host's root."""
     prepared = Prepared(seccomp={deny: _seccomp_filter(deny) for deny in (False, True)}, last_cap=_last_cap())
     if landlock is not None and landlock_abi() >= 1:
-        wanted = {"read": list(landlock["read"]), "devices": list(landlock["devices"])}
+        wanted = {kind: list(landlock.get(kind, ())) for kind in ("read", "devices", "exec")}
         prepared.ruleset = _ruleset_ahead(wanted, root)
         prepared.granted = wanted if prepared.ruleset >= 0 else {}
     return prepared
@@ -389,9 +429,11 @@ def _new_ruleset(abi: int) -> int:
 
 
 def _add_rules(ruleset: int, abi: int, paths: dict[str, list[str]], root: int | None = None) -> None:
-    """Grant reading (``read``), everything (``write``) or reading and writing a device (``devices``)."""
+    """Grant reading (``read``), everything but executing (``write``), reading and writing a device
+    (``devices``) or executing (``exec``: the interpreter and its loader only, see :func:`executables`)."""
     fs = _handled(abi)[0]
-    access = {"read": _FS_READ & fs, "write": fs, "devices": _FS_FILE_ONLY & fs & ~_FS_EXECUTE}
+    access = {"read": _FS_READ & fs & ~_FS_EXECUTE, "write": fs & ~_FS_EXECUTE,
+              "devices": _FS_FILE_ONLY & fs & ~_FS_EXECUTE, "exec": (_FS_EXECUTE | _FS_READ_FILE) & fs}
     for kind, listed in paths.items():
         for path in listed:
             _allow(ruleset, path, access[kind], root)

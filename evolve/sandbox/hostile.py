@@ -208,6 +208,29 @@ def cgroup_escape() -> dict[str, str]:
     return write_files(["/sys/fs/cgroup/memory/tasks", "/sys/fs/cgroup/pids/tasks", "/sys/fs/cgroup/cgroup.procs"])
 
 
+def other_programs() -> dict[str, str]:
+    """Hand the work to another program: compile C with the host's gcc, run perl, a shell, and a
+    binary copied into the working directory (a timed task would time something that is not Python)."""
+    import shutil
+    import subprocess
+
+    outcome: dict[str, str] = {}
+    with open("fast.c", "w") as f:
+        f.write("int main(void) { return 0; }\n")
+    try:
+        shutil.copyfile("/bin/true", "true")
+        os.chmod("true", 0o755)
+    except OSError as exc:
+        outcome["copy"] = type(exc).__name__
+    for argv in (["gcc", "fast.c", "-o", "fast"], ["perl", "-e", "1"], ["/bin/sh", "-c", "true"], ["./true"]):
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=30)
+            outcome[argv[0]] = "done" if done.returncode == 0 else f"exit {done.returncode}"
+        except OSError as exc:
+            outcome[argv[0]] = type(exc).__name__
+    return outcome
+
+
 def user_namespace() -> dict[str, str]:
     """Try to regain every capability in a user namespace of one's own, then use them."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -556,6 +579,12 @@ def _user_namespace(sandbox: Sandbox) -> Verdict:
     return _verdict(result, result.ok and not done, f"{result.value}")
 
 
+def _other_programs(sandbox: Sandbox) -> Verdict:
+    result = _run(sandbox, _call("other_programs"))
+    done = [k for k, v in (result.value or {}).items() if v == "done"]
+    return _verdict(result, result.ok and not done, f"{result.value}")
+
+
 def _leave_root(sandbox: Sandbox) -> Verdict:
     result = _run(sandbox, _call("leave_root"))
     v = result.value or {}
@@ -652,6 +681,8 @@ CASES = (
     Case("privilege", "check uid and capabilities", "uid 65534, empty capability sets", ("namespaces",), _identity),
     Case("mounts", "mount a tmpfs, remount /usr rw, umount /proc, chroot", "no capabilities (uid 65534, bounding set empty)", (), _mounts),
     Case("privilege", "create a user namespace to hold capabilities again", "seccomp: CLONE_NEWUSER refused", ("seccomp",), _user_namespace),
+    Case("other programs", "compile C with gcc, run perl, a shell, a binary copied into the workdir",
+         "Landlock: execute only this Python and its loader (rule exec-only-python)", ("landlock",), _other_programs),
     Case("ipc", "open a host SysV shared memory segment", "IPC namespace", (), _sysv),
     Case("uts", "change the hostname", "UTS namespace + no capabilities", (), _hostname),
     Case("cgroup escape", "move itself to the root cgroups", "flat /sys (no cgroup tree) + read-only + uid", (), _cgroup_escape),

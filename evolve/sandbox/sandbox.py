@@ -95,6 +95,7 @@ class Sandbox:
         leftovers.claim(self.root, made=own_root)
         self._pythonpath = containment.pin_packages(self.root / "pythonpath")
         self._readable = [*containment.readable_paths(), self._pythonpath]
+        self._executables = containment.executables()
         self._namespaces = containment.namespaces()
         self._layers = layers.active(private_namespaces)
         layers.announce(self._layers)
@@ -259,7 +260,7 @@ class Sandbox:
 
     def _landlock_base(self) -> dict[str, list[str]]:
         """The Landlock lists every job gets; a job adds its working directory (and a script outside it)."""
-        return {"read": list(self._readable), "devices": list(containment.DEVICES)}
+        return {"read": list(self._readable), "devices": list(containment.DEVICES), "exec": list(self._executables)}
 
     def _jail_spec(self, extra: list[list[str]], via_zygote: bool) -> dict[str, Any] | None:
         """The job's part of the view; a zygote's workers were given the rest (the plan) at start."""

@@ -97,6 +97,22 @@ def test_writes_outside_the_workdir_are_refused(sandbox: Sandbox) -> None:
 
 
 @needs_landlock
+def test_a_job_may_execute_python_and_nothing_else(sandbox: Sandbox) -> None:
+    """Rule exec-only-python: a job cannot hand its work to another program (gcc, perl, awk, a
+    shell, a binary it wrote), where a timed task would time something that is not the archived
+    Python program; starting Python itself still works."""
+    import sys
+
+    others = [["/usr/bin/gcc", "--version"], ["/usr/bin/perl", "-e", "print 1"], ["/usr/bin/awk", "BEGIN{print 1}"],
+              ["/bin/sh", "-c", "echo 1"]]
+    result = sandbox.run(call("try_exec", commands=[[sys.executable, "-c", "print(6 * 7)"], *others]))
+    assert result.ok, result.error
+    assert result.value[sys.executable] == "ran: 42"
+    refused = {argv[0]: result.value[argv[0]] for argv in [*others, ["./true"]]}
+    assert set(refused.values()) <= {"PermissionError", "FileNotFoundError"}, refused
+
+
+@needs_landlock
 def test_repository_run_archives_and_parent_memory_are_unreadable(sandbox: Sandbox) -> None:
     denied = [
         str(REPO / "runs"),
@@ -123,6 +139,8 @@ def test_a_ruleset_made_ahead_serves_only_a_job_given_every_path_in_it(tmp_path:
     ruleset = prepare(base, None).take_ruleset({**narrower, "read": ["/usr", str(tmp_path), "/bin"]})
     assert ruleset >= 0
     os.close(ruleset)
+    runs_python = {**base, "exec": ["/usr/bin/python3"]}  # rule exec-only-python: no exec it was not given
+    assert prepare(runs_python, None).take_ruleset({**narrower, "read": base["read"]}) == -1
 
 
 def test_no_network(sandbox: Sandbox) -> None:

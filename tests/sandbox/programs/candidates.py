@@ -243,3 +243,21 @@ def fork_children(n):
     for pid in pids:
         os.kill(pid, 9)
     return len(pids)
+
+
+def try_exec(commands):
+    """Run each argv; a copy of /usr/bin/true made executable in the working directory is tried as
+    "./true". Returns what each printed, or how it was refused."""
+    import shutil
+    import subprocess
+
+    shutil.copyfile("/usr/bin/true", "true")
+    os.chmod("true", 0o755)
+    outcome = {}
+    for argv in [*commands, ["./true"]]:
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            outcome[argv[0]] = f"ran: {done.stdout.strip()}"
+        except OSError as exc:
+            outcome[argv[0]] = type(exc).__name__
+    return outcome
