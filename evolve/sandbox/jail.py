@@ -174,9 +174,13 @@ def _bind_files(stage: str, files: list[list[str]]) -> None:
 
 # --- the parent's side: the job's working directory is a size-limited tmpfs (the disk quota) -----
 def mount_workdir(path: str, size_mb: int, owner: int = SANDBOX_UID) -> bool:
-    """Mount a tmpfs of ``size_mb`` owned by ``owner`` (the job's uid) on the empty directory ``path``."""
+    """Mount a tmpfs of ``size_mb`` owned by ``owner`` (the job's uid) on the empty directory ``path``.
+
+    ``noexec``: nothing the job writes there can be executed or mapped as code -- a shared library
+    smuggled in as bytes and loaded with ctypes would run native code in a task that times Python
+    (rule ``exec-only-python``; Landlock already refuses execve there, not mmap)."""
     options = f"size={size_mb}m,mode=0700,uid={owner},gid={owner}".encode()
-    return bool(_libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) == 0)
+    return bool(_libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, options) == 0)
 
 
 def detach_tree(path: str) -> int:

@@ -14,7 +14,7 @@ import pytest
 from sandbox_testlib import CANDIDATES, alive, call, children_whose, processes_in, wait_until
 
 import evolve
-from evolve.sandbox import Job, Limits, Sandbox
+from evolve.sandbox import Job, Limits, Sandbox, layers
 from evolve.sandbox.containment import landlock_abi, prepare
 
 REPO = Path(evolve.__file__).resolve().parents[1]
@@ -110,6 +110,14 @@ def test_a_job_may_execute_python_and_nothing_else(sandbox: Sandbox) -> None:
     assert result.value[sys.executable] == "ran: 42"
     refused = {argv[0]: result.value[argv[0]] for argv in [*others, ["./true"]]}
     assert set(refused.values()) <= {"PermissionError", "FileNotFoundError"}, refused
+
+
+@pytest.mark.skipif(not layers.active()["disk_quota"], reason="no tmpfs working directories on this host")
+def test_a_library_written_to_the_workdir_cannot_be_loaded(sandbox: Sandbox) -> None:
+    """Rule exec-only-python: the working directory is mounted noexec, so native code the job
+    brings as bytes cannot be mapped (while the system's own libraries load as usual)."""
+    result = sandbox.run(call("load_library_copy", source="/usr/lib/x86_64-linux-gnu/libm.so.6"))
+    assert result.ok and result.value == "OSError", (result.status, result.value, result.error)
 
 
 @needs_landlock

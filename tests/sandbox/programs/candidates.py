@@ -261,3 +261,15 @@ def try_exec(commands):
         except OSError as exc:
             outcome[argv[0]] = type(exc).__name__
     return outcome
+
+
+def load_library_copy(source):
+    """Copy a shared library into the working directory and load it with ctypes."""
+    import shutil
+
+    shutil.copyfile(source, "smuggled.so")
+    try:
+        ctypes.CDLL(os.path.abspath("smuggled.so"))
+        return "loaded"
+    except OSError as exc:
+        return type(exc).__name__
