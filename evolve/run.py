@@ -41,7 +41,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from evolve.archive import Archive, RunMeta
 from evolve.candidate import Candidate
@@ -257,7 +257,7 @@ class EvolutionRun:
         self.scratch.mkdir(parents=True, exist_ok=True)
         self._started = time.monotonic()
         self._progress = progress
-        interrupted, failure = False, None
+        interrupted, failure, stopped_by = False, None, None
         previous = install_ctrl_c()
         try:
             # In the try: a cluster that fails to start closes the run.
@@ -286,10 +286,8 @@ class EvolutionRun:
         except LLMRunFailure as exc:
             failure = str(exc)
             reason = f"LLM failure: {exc} (resume with --resume once it is fixed)"
-        except TaskFileError as exc:  # the researcher's task raised: one line, the traceback in the log
-            self.log.write("run.stop", reason="task file error", error=str(exc), traceback=exc.details)
-            self.log.close()
-            raise TaskFileError(f"{exc} (traceback in {self.log.path}), then --resume", exc.details) from None
+        except UserError as exc:  # the task file raised, every cluster node was lost: one line, exit 2
+            stopped_by, reason = exc, "error"
         finally:
             try:
                 if self._evaluator is not None:
@@ -299,11 +297,25 @@ class EvolutionRun:
                 if self.llm is not None:
                     self.llm.close()
                 restore_ctrl_c(previous)  # last: a second Ctrl-C during the clean-up still exits at once
+        if stopped_by is not None:
+            self._stop_with(stopped_by)
         self.log.write("run.stop", reason=reason, evaluations=self.counters.evaluations,
                        rejected=self.counters.rejected, retried=self.counters.evaluations_retried,
                        tokens=self.counters.tokens, cost_usd=self.counters.spent.cost_usd)
         self.log.close()
         return RunOutcome(reason, self.counters, self.target_hit, interrupted, failure)
+
+    def _stop_with(self, error: UserError) -> NoReturn:
+        """Log why the run stopped (after the archive's writes left behind, which log too) and raise
+        ``error``; what was filed stays filed, and ``--resume`` continues once the cause is fixed."""
+        details = error.details if isinstance(error, TaskFileError) else None
+        reason = "task file error" if details is not None else "error"
+        self.log.write("run.stop", reason=reason, error=str(error), evaluations=self.counters.evaluations,
+                       **({"traceback": details} if details is not None else {}))
+        self.log.close()
+        if isinstance(error, TaskFileError):  # the researcher's task raised: the traceback is in the log
+            raise TaskFileError(f"{error} (traceback in {self.log.path}), then --resume", error.details) from None
+        raise error
 
     def _evaluate_seeds(self) -> None:
         if self._early is not None:

@@ -343,6 +343,8 @@ def test_every_node_lost_stops_the_run_with_one_line_and_a_resumable_archive(clu
             "(resume with --resume once the cluster is back)")
     assert err.splitlines()[-1] == line and "Traceback" not in err  # above it: the progress bar, nothing from Ray
     filed = [e["id"] for e in log_events(tmp_path, "orphan") if e["event"] == "evaluation"]
+    stop = log_events(tmp_path, "orphan")[-1]  # the run log says why the run ended, after every filing
+    assert stop["event"] == "run.stop" and stop["reason"] == "error" and stop["error"] == line.removeprefix("evolve: ")
     with Archive.open(tmp_path / "runs" / "orphan" / "archive") as archive:
         before = [(c.id, c.source, c.result.status) for c in archive.candidates()]
     assert len(filed) >= 3 and [c[0] for c in before] == filed == list(range(len(filed)))
