@@ -40,6 +40,7 @@ asks each actor to close its sandbox and kills the actors from the dispatcher th
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import shutil
@@ -201,6 +202,7 @@ class _Node:
     slots: int
     busy: int = 0
     ready: bool = False  # its actor has started: it may take jobs
+    start_by: float = math.inf  # a mid-run actor not started by then counts as lost with its node
 
     @property
     def free(self) -> int:
@@ -212,7 +214,10 @@ class RayEvaluator(Evaluator):
 
     def __init__(self, spec: TaskSpec, *, address: str = "auto", slots: int = 1, limits: Limits | None = None,
                  program_name: str = PROGRAM_NAME, on_event: EventFn | None = None,
-                 start_timeout_s: float = START_TIMEOUT_S) -> None:
+                 start_timeout_s: float = START_TIMEOUT_S, join_timeout_s: float | None = None) -> None:
+        """``start_timeout_s``: how long the first actors may take to start (else a ClusterError);
+        ``join_timeout_s``: how long one started mid-run may take before its node counts as lost
+        (default: the same)."""
         connect(address)
         import ray
 
@@ -227,6 +232,7 @@ class RayEvaluator(Evaluator):
         self._jobs: dict[Future[EvalResult], _Job] = {}
         self._closed = False
         self._looked = time.monotonic()  # when ray.nodes() was last read
+        self._join_timeout_s = start_timeout_s if join_timeout_s is None else join_timeout_s
         #: Evaluations started again after a node was lost under them (each job at most once).
         self.retried = 0
         #: How many evaluations each node (Ray node id) finished.
@@ -276,7 +282,7 @@ class RayEvaluator(Evaluator):
     def _dispatch_loop(self) -> None:
         while True:
             try:  # while slots are missing, wake up to look for new nodes
-                kind, item = self._events.get(timeout=LOOK_EVERY_S if self._short() else None)
+                kind, item = self._events.get(timeout=LOOK_EVERY_S if self._short() or self._starting() else None)
             except queue.Empty:
                 kind, item = "look", None
             if kind == "close":
@@ -297,7 +303,11 @@ class RayEvaluator(Evaluator):
     def _short(self) -> bool:
         return self.slots < self._wanted
 
+    def _starting(self) -> bool:
+        return any(not node.ready for node in self._nodes.values())
+
     def _dispatch(self) -> None:
+        self._expire_starting()
         if self._short() and (not self._nodes or time.monotonic() - self._looked >= LOOK_EVERY_S):
             self._place_more()
         while self._queue:
@@ -345,6 +355,13 @@ class RayEvaluator(Evaluator):
         else:
             self._lose(node, error)
 
+    def _expire_starting(self) -> None:
+        """A mid-run actor not started after ``join_timeout_s`` (its node's CPUs taken by another
+        run, say) counts as lost with its node: were it the last node, jobs would wait for ever."""
+        now = time.monotonic()
+        for node in [n for n in self._nodes.values() if not n.ready and n.start_by <= now]:
+            self._lose(node, TimeoutError(f"its evaluator did not start within {self._join_timeout_s:g} s"))
+
     def _settle(self, job: _Job, result: EvalResult) -> None:
         self._jobs.pop(job.future, None)
         job.future.set_result(result)
@@ -380,6 +397,7 @@ class RayEvaluator(Evaluator):
     def _place_more(self) -> None:
         """Mid-run placement: each new actor takes jobs once it answers (the dispatcher hears it)."""
         for node in self._place():
+            node.start_by = time.monotonic() + self._join_timeout_s
             node.actor.node_id.remote().future().add_done_callback(
                 lambda done, node=node: self._events.put(("ready", (node, done))))
 

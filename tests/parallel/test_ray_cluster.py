@@ -240,6 +240,42 @@ def test_a_node_that_joins_mid_run_takes_the_missing_slots(cluster: Any, nodes: 
             cluster.remove_node(joined)
 
 
+def test_a_replacement_that_cannot_start_does_not_keep_the_run_waiting(cluster: Any, nodes: list[str]) -> None:
+    """Rule: RayEvaluator._expire_starting. Both nodes are lost mid-evaluation; the only replacement
+    sits on a node whose CPU another run holds, so its evaluator never starts: after the join timeout
+    the jobs fail with the every-node-lost error instead of waiting for ever."""
+    import ray
+
+    from evolve.parallel.ray_cluster import ClusterError, RayEvaluator, TaskSpec
+
+    task = load_task_file(SLEEP_TASK)(sleep_s=5)
+    evaluator = RayEvaluator(TaskSpec.of(task, str(SLEEP_TASK)), address=cluster.address, slots=2,
+                             join_timeout_s=3)
+    busy = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+
+    @ray.remote(num_cpus=1)
+    class Squatter:  # another run's actor, holding the new node's only CPU
+        def ping(self) -> bool:
+            return True
+
+    strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(busy.node_id, soft=False)
+    squatter = Squatter.options(scheduling_strategy=strategy).remote()  # type: ignore[attr-defined]
+    try:
+        ray.get(squatter.ping.remote(), timeout=60)
+        futures = [evaluator.submit(sleep_task.SEED) for _ in range(2)]
+        wait_until(lambda: all(evaluator.node_of(f) in nodes for f in futures))
+        for node in [n for n in cluster.worker_nodes if n.node_id in nodes]:
+            cluster.remove_node(node)  # both jobs are lost once and wait for the replacement
+        for future in futures:
+            with pytest.raises(ClusterError, match="every node of the Ray cluster"):
+                future.result(timeout=60)
+    finally:
+        evaluator.close()
+        ray.kill(squatter)
+        cluster.remove_node(busy)
+
+
 def test_a_node_lost_mid_run_retries_its_evaluations_elsewhere_and_counts_them(cluster: Any, nodes: list[str],
                                                                               tmp_path: Path) -> None:
     doomed = cluster.add_node(num_cpus=1)
