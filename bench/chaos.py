@@ -59,7 +59,7 @@ def adder_config(out: Path, name: str, evaluations: int) -> dict[str, Any]:
     data = yaml.safe_load((ROOT / "configs" / "adder-repair.yaml").read_text())
     data["run"].update(name=name, output_dir=str(out))
     data["task"]["options"] = {"hidden_seed": 20261202}  # the same hidden set in every run compared
-    data["seeds"] = [str(ROOT / s) for s in data["seeds"]]
+    data["seeds"] = [str((ROOT / "configs" / s).resolve()) for s in data["seeds"]]  # relative to the config's folder
     data["budget"] = {"max_evaluations": evaluations}  # no wall budget: it would make runs differ
     return data
 
