@@ -25,12 +25,11 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import jail
+from . import rooms
 
 OWNER_FILE = "owner.json"
 #: Own roots are ``<tmp>/evolve-sandbox-XXXX`` (:func:`tempfile.mkdtemp`).
 ROOT_PREFIX = "evolve-sandbox-"
-_JOB_DIR = re.compile(r"^job-[^/]*$")
 _swept = False
 _lock = threading.Lock()
 
@@ -62,12 +61,10 @@ def sweep(temp_dir: str | None = None) -> list[Path]:
         entries = []
     dead |= {root for root in entries if _is_dead(root)}
     for root in sorted(dead):
-        _unmount_jobs(root)
+        for job in root.glob("job-*"):
+            rooms.remove_workdir(job)
         if _owner(root).get("made"):
             shutil.rmtree(root, ignore_errors=True)
-        else:
-            for job in root.glob("job-*"):
-                shutil.rmtree(job, ignore_errors=True)
     return sorted(dead)
 
 
@@ -81,15 +78,9 @@ def _mounted_roots() -> set[Path]:
         return roots
     for point in points:
         path = Path(point)
-        if _JOB_DIR.match(path.name) and (path.parent / OWNER_FILE).exists():
+        if path.name.startswith("job-") and (path.parent / OWNER_FILE).exists():
             roots.add(path.parent)
     return roots
-
-
-def _unmount_jobs(root: Path) -> None:
-    for job in root.glob("job-*"):
-        while os.path.ismount(job):  # mounted twice over is possible: each umount lifts one
-            jail.unmount(str(job))
 
 
 def _is_dead(root: Path) -> bool:
