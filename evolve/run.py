@@ -562,15 +562,22 @@ class _EarlySeeds:
         self.sources = run._seed_sources()
         run.scratch.mkdir(parents=True, exist_ok=True)
         self._made, self._scratch = made, run.scratch
-        self.evaluator = run._make_evaluator(run._limits())
+        self._evaluator: Evaluator | None = None
         try:
-            self.futures = [self.evaluator.submit(source) for source, _ in self.sources]
+            self._evaluator = run._make_evaluator(run._limits())
+            self.futures = [self._evaluator.submit(source) for source, _ in self.sources]
         except BaseException:
             self.abandon()
             raise
 
+    @property
+    def evaluator(self) -> Evaluator:
+        assert self._evaluator is not None, "made in __init__"
+        return self._evaluator
+
     def abandon(self) -> None:
-        self.evaluator.close()
+        if self._evaluator is not None:
+            self._evaluator.close()
         for folder in reversed(self._made):  # scratch, then the run's folder, then the output folder
             if folder == self._scratch:
                 shutil.rmtree(folder, ignore_errors=True)
