@@ -7,9 +7,11 @@ Process tree of one job::
 - ``fresh``: the supervisor is a fresh small interpreter (``python -I -S supervise.py``); the worker
   execs ``python -m evolve.sandbox.child`` (call jobs) or ``python program`` (script jobs), so its
   ``ru_maxrss`` is its own, comparable with ``/usr/bin/time``.
-- ``forkserver``: a zygote that has already imported the preload modules forks a spare supervisor,
-  which forks and sets up its worker, all before the job is known; the parent hands the job to both
-  directly and call jobs run in the worker without exec, in milliseconds. Script jobs go to a second
+- ``forkserver``: a zygote that has already imported the preload modules forks spare workers, each
+  set up before its job is known; the parent hands the job to the worker directly and call jobs run
+  in it without exec, in milliseconds. With private namespaces the zygote itself is the supervisor
+  of its workers (:mod:`watch`: one loop, one fork per job); without, each spare worker comes with a
+  spare supervisor of its own. Script jobs go to a second
   zygote that preloads nothing (a ``python -s`` with only the standard library and the sandbox's
   own modules, see :mod:`script`) and run in its forked worker, without a new interpreter. Peak RSS
   comes with a baseline: the worker's RSS (the zygote heap it inherited) just before the job starts.
@@ -20,7 +22,7 @@ minimal read-only root plus its working directory (a tmpfs of ``limits.disk_mb``
 the figure a job cannot dodge (``ProcessResult.peak_memory_mib``).
 
 The parent only moves bytes (see :mod:`pipes`) and has a backstop deadline in case a supervisor
-itself hangs.
+(or the zygote's watch) itself hangs.
 """
 
 from __future__ import annotations
@@ -222,6 +224,9 @@ class Sandbox:
             error = f"the sandbox supervisor hung and was killed {_BACKSTOP_GRACE_S:g} s after the job's timeout"
             return ProcessResult(status="crashed", error=error, wall_s=time.monotonic() - start)
         report = load_report(bytes(streams["report"].data))
+        if report is None and server is not None and server.watches and not server.alive():
+            # the zygote watches its jailed workers (watch.py): its death ends the job with it
+            return ProcessResult(status="crashed", error="the forkserver died during the job", wall_s=time.monotonic() - start)
         return process_result(job.kind, spec["limits"], report, streams, time.monotonic() - start)
 
     def _workdir_fd(self, workdir: Path) -> int:
@@ -295,7 +300,7 @@ class Sandbox:
             with open(spec_fd, "wb", closefd=False) as f:
                 f.write(json.dumps(spec).encode())
             ends = dict(zip(HANDED, child_ends, strict=True))
-            return server.fork(spec_fd, ends["report"], [ends[role] for role in TO_WORKER])
+            return server.fork(spec_fd, ends["report"], [ends[role] for role in TO_WORKER], spec["limits"]["timeout_s"])
         finally:
             os.close(spec_fd)
 

@@ -9,8 +9,9 @@ already started. What the fork could carry that a fresh interpreter would not, a
 - descriptors: closed by the worker's set-up, as in fresh mode (only 0, 1 and 2 stay open);
 - environment: the job's own (scrubbed) one, as in fresh mode;
 - memory: the zygote is a ``python -s`` that imported the standard library and evolve's sandbox
-  modules only, with the scrubbed environment; it never receives a job (the parent hands jobs to
-  the spare supervisor and its worker directly), so there is nothing of another job, of the task or
+  modules only, with the scrubbed environment; it never receives a job (the parent hands each job
+  to its worker directly, and tells the zygote only the worker's pid, its timeout and its report
+  pipe), so there is nothing of another job, of the task or
   of evolve's parent process in it;
 - ``sys.modules``: evolve's modules are removed, so the script imports its own ``evolve`` (or a
   same-named file of its own) like a fresh interpreter would. Standard-library modules the sandbox

@@ -11,8 +11,9 @@ Fresh mode runs this file as ``python -I -S supervise.py`` with the job spec on 
 interpreter, so that the worker it forks and execs does not inherit the large parent's high-water
 RSS (Linux folds the old mm's peak into ``ru_maxrss`` on exec). It imports only the standard library
 and :mod:`containment` and peaks at ~11.7 MiB here, below the 13.1 MiB of a bare ``python -c pass``,
-so it never raises a script's figure. Forkserver mode forks it from the zygote ahead of its job, with
-its worker (:func:`serve_forked`). It never runs job code itself.
+so it never raises a script's figure. An unjailed forkserver forks it from the zygote ahead of its
+job, with its worker (:func:`serve_forked`); a jailed one needs none: the zygote watches its workers
+itself (:mod:`watch`), with the functions here. It never runs job code itself.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ _SETUP_FD = 5  # worker -> supervisor: what containment is active, or why setup 
 _TREE_FD = 6  # the working directory's detached mount, until the view has it
 _RULESET_FD = 7  # the Landlock ruleset made ahead (containment.Prepared), until it is enforced
 _REAP_GIVE_UP_S = 10.0
+#: The setup message of a worker that wrote none.
+DIED_IN_SETUP = b'{"setup_error": "the worker died during set-up"}'
 
 
 class RunScript(BaseException):
@@ -66,7 +69,8 @@ class RunScript(BaseException):
 class Worker:
     """The job's worker, forked and set up as far as the job is not needed, then waiting for it.
 
-    A spare supervisor in the zygote makes its worker ahead of time, so the fork of a large process
+    An unjailed zygote's spare supervisor makes its worker ahead of time (a jailed zygote forks and
+    watches its workers itself, :mod:`watch`), so the fork of a large process
     (~3 ms with torch loaded) and the job-independent part of the view (:func:`jail.prepare`) are
     off the job's clock; a fresh-mode supervisor makes it right away. With a jail, the worker is
     pid 2 of a new pid namespace whose pid 1 is an idle, trusted init (:func:`_init`): a namespace's
@@ -88,7 +92,7 @@ class Worker:
         if jail_spec is not None:
             if not jail.new_pid_namespace():
                 raise OSError("could not create the job's pid namespace")
-            self.init, self._init_pipe = _spawn_init()
+            self.init, self._init_pipe = spawn_init()
         self._channel: socket.socket | None = None
         ahead = channel is not None  # a spare's worker: its job comes later, straight from the parent
         if channel is None:
@@ -100,14 +104,14 @@ class Worker:
                 if sock is not None:
                     sock.close()
             os.close(self.setup_r)
-            _worker(jail_spec, channel, setup_w, supervisor=me, landlock=landlock, rehearse=ahead)
+            worker_main(jail_spec, channel, setup_w, supervisor=me, landlock=landlock, rehearse=ahead)
         channel.close()
         os.close(setup_w)
         line, self.early = _read_line(self.setup_r)
-        self.ready = json.loads(line or b'{"setup_error": "the worker died during set-up"}')
+        self.ready = json.loads(line or DIED_IN_SETUP)
         # Holding its mount namespace puts the namespace's teardown (an RCU grace period, ~8 ms on
         # a loaded box) after the report instead of on the job's clock.
-        self.held = _open_namespace(self.pid) if jail_spec is not None and "setup_error" not in self.ready else None
+        self.held = open_namespace(self.pid) if jail_spec is not None and "setup_error" not in self.ready else None
 
     def start(self, spec_fd: int, fds: dict[str, int]) -> None:
         """Hand the worker its job through the supervisor's own channel."""
@@ -118,14 +122,14 @@ class Worker:
     def end_init(self) -> None:
         """Kill the namespace's pid 1 (the kernel then kills whatever is left in the namespace) and reap it."""
         if self.init is not None:
-            _kill(self.init)
+            kill(self.init)
             os.waitpid(self.init, 0)
             os.close(self._init_pipe)
             self.init = None
 
     def has_orphans(self) -> bool:
         """Whether the init adopted a process the job left behind."""
-        return self.init is not None and bool(_children(self.init))
+        return self.init is not None and bool(children(self.init))
 
 
 def hand_job(channel: socket.socket, spec_fd: int, fds: Sequence[int]) -> None:
@@ -150,13 +154,24 @@ def supervise(spec: dict[str, Any], report_fd: int, worker: Worker) -> None:
     pid = worker.pid
     setup, timed_out = _watch(pid, worker.setup_r, start + spec["limits"]["timeout_s"], worker.early)
     setup = {**worker.ready, **setup}
-    _kill(-pid)  # the worker's group; it is at worst a zombie here, so its pid (= pgid) cannot be reused
+    kill(-pid)  # the worker's group; it is at worst a zombie here, so its pid (= pgid) cannot be reused
     _, status, usage = os.wait4(pid, 0)
     wall = time.monotonic() - start
     if worker.has_orphans():
         worker.end_init()  # before the report: nothing of the job may outlive it
     _kill_descendants(spare=worker.init)
-    report = {
+    write_all(report_fd, report(status, usage, wall, timed_out, setup))
+    os.close(report_fd)
+    worker.end_init()
+    if worker.held is not None:
+        os.close(worker.held)  # the job's mount namespace is torn down now, after the parent has its report
+
+
+def report(status: int, usage: Any, wall: float, timed_out: bool, setup: dict[str, Any]) -> bytes:
+    """The job's report as the parent reads it (:func:`~evolve.sandbox.outcome.load_report`), from
+    the worker's ``wait4`` status and usage and its setup messages; written by a supervisor or by
+    the zygote's watch (:mod:`watch`) alike."""
+    return json.dumps({
         "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "timed_out": timed_out,
@@ -164,12 +179,15 @@ def supervise(spec: dict[str, Any], report_fd: int, worker: Worker) -> None:
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "maxrss_kb": usage.ru_maxrss,
         **setup,
-    }
-    _write_all(report_fd, json.dumps(report).encode())
-    os.close(report_fd)
-    worker.end_init()
-    if worker.held is not None:
-        os.close(worker.held)  # the job's mount namespace is torn down now, after the parent has its report
+    }).encode()
+
+
+def parse_setup(data: bytes) -> dict[str, Any]:
+    """The worker's setup messages (JSON lines, written before any job code runs), merged in order."""
+    setup: dict[str, Any] = {}
+    for line in data.splitlines():
+        setup.update(json.loads(line))
+    return setup
 
 
 def serve_forked(received: list[int], worker: Worker | BaseException) -> NoReturn:
@@ -196,15 +214,19 @@ def serve_forked(received: list[int], worker: Worker | BaseException) -> NoRetur
 _INIT = ("/bin/cat", "/usr/bin/cat")
 
 
-def _spawn_init() -> tuple[int, int]:
+def spawn_init(reap: bool = True) -> tuple[int, int]:
     """Start the idle pid 1 of a new pid namespace; returns (pid, the pipe end keeping it alive).
 
     posix_spawn (vfork) of ``cat`` instead of a fork: no copy of a large zygote's page tables
     (~2.5 ms with torch loaded). It reads a pipe whose only writer is the supervisor (and the
-    worker, which dies with it), so it ends at EOF if the supervisor is killed; it ignores SIGCHLD,
-    so the kernel reaps the orphans it adopts. The job (another uid, no capabilities, outside its
-    Landlock domain, and signals to a namespace's pid 1 from inside are dropped) can neither signal
-    nor trace it.
+    worker, which dies with it), so it ends at EOF if the supervisor is killed. The job (another
+    uid, no capabilities, outside its Landlock domain, and signals to a namespace's pid 1 from
+    inside are dropped) can neither signal nor trace it.
+
+    ``reap``: it ignores SIGCHLD, so the kernel reaps the orphans it adopts. That disposition is
+    inherited from the caller, which ignores SIGCHLD while it spawns; the zygote, watching other
+    workers (:mod:`watch`), must not (one ending meanwhile would be reaped before its ``wait4``), so
+    its inits keep the orphans that ended as zombies until the init is killed with its job.
     """
     path = next(p for p in _INIT if os.path.exists(p))
     read_end, write_end = os.pipe()
@@ -214,11 +236,12 @@ def _spawn_init() -> tuple[int, int]:
     actions = [(os.POSIX_SPAWN_DUP2, read_end, 0),
                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0), *closes]
-    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # inherited through exec: auto-reaping
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN) if reap else None  # inherited through exec
     try:
         pid = os.posix_spawn(path, ["evolve-init"], {}, file_actions=actions)
     finally:
-        signal.signal(signal.SIGCHLD, previous)
+        if previous is not None:
+            signal.signal(signal.SIGCHLD, previous)
         os.close(read_end)
     return pid, write_end
 
@@ -245,7 +268,7 @@ def _read_line(fd: int) -> tuple[bytes, bytes]:
 def _memfd(job: dict[str, Any]) -> int:
     """The call job for an exec'd worker, in memory: no size limit, no file in the workdir."""
     fd = os.memfd_create("evolve-job", os.MFD_CLOEXEC)
-    _write_all(fd, json.dumps(job).encode())
+    write_all(fd, json.dumps(job).encode())
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
 
@@ -282,20 +305,17 @@ def _watch(pid: int, setup_r: int, deadline: float, early: bytes = b"") -> tuple
     finally:
         os.close(pidfd)
         os.close(setup_r)
-    setup: dict[str, Any] = {}
-    for line in b"".join(chunks).splitlines():
-        setup.update(json.loads(line))
-    return setup, timed_out
+    return parse_setup(b"".join(chunks)), timed_out
 
 
-def _open_namespace(pid: int) -> int | None:
+def open_namespace(pid: int) -> int | None:
     try:
         return os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None  # it has already ended: its teardown is on this job's clock, nothing worse
 
 
-def _kill(pid: int) -> None:
+def kill(pid: int) -> None:
     """SIGKILL a process (or, for a negative pid, a process group) that may already be gone."""
     try:
         os.kill(pid, signal.SIGKILL)
@@ -312,7 +332,7 @@ def _kill_descendants(spare: int | None = None) -> None:
         if not left:
             return
         for pid in left:
-            _kill(pid)
+            kill(pid)
         try:
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
@@ -324,13 +344,13 @@ def _kill_descendants(spare: int | None = None) -> None:
 def _descendants(root: int) -> list[int]:
     found, stack = [], [root]
     while stack:
-        kids = _children(stack.pop())
+        kids = children(stack.pop())
         found.extend(kids)
         stack.extend(kids)
     return found
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     kids: list[int] = []
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -346,7 +366,7 @@ def _children(pid: int) -> list[int]:
 
 
 # --- the worker (runs in the forked child, before and instead of job code) ---------------------
-def _worker(jail_spec: dict[str, Any] | None, channel: socket.socket, setup_w: int, supervisor: int,
+def worker_main(jail_spec: dict[str, Any] | None, channel: socket.socket, setup_w: int, supervisor: int,
             landlock: dict[str, list[str]] | None, rehearse: bool) -> NoReturn:
     setup_fd = setup_w
     try:
@@ -357,7 +377,7 @@ def _worker(jail_spec: dict[str, Any] | None, channel: socket.socket, setup_w: i
         prepared = containment.prepare(landlock, jail_spec["stage"] if jail_spec is not None else None)
         if rehearse:
             _rehearse()
-        _write_all(setup_w, b'{"prepared": true}\n')
+        write_all(setup_w, b'{"prepared": true}\n')
         try:
             message, fds, _, _ = socket.recv_fds(channel, 16, 1 + len(TO_WORKER))
         except OSError:
@@ -382,7 +402,7 @@ def _worker(jail_spec: dict[str, Any] | None, channel: socket.socket, setup_w: i
             # (Not from the zygote's own RSS: file-backed pages are not copied at fork, so a worker
             # can peak below its zygote's RSS.)
             setup["baseline_rss_kb"] = _rss_kb()
-        _write_all(_SETUP_FD, json.dumps(setup).encode() + b"\n")
+        write_all(_SETUP_FD, json.dumps(setup).encode() + b"\n")
         if spec["exec"]:
             for sig in (signal.SIGPIPE, signal.SIGXFSZ):
                 signal.signal(sig, signal.SIG_DFL)
@@ -390,7 +410,7 @@ def _worker(jail_spec: dict[str, Any] | None, channel: socket.socket, setup_w: i
         os.close(_SETUP_FD)
         containment.set_process_name("evolve-job")
     except BaseException as exc:  # reported, never raised past the fork
-        _write_all(setup_fd, json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
+        write_all(setup_fd, json.dumps({"setup_error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
         os._exit(127)
     _adopt_env(spec["env"])
     if spec["job"]["kind"] == "script":
@@ -416,7 +436,7 @@ def _rehearse() -> None:
     stand_in = {"job": {"kind": "call", "target": "module:function", "args": {}}, "env": dict(os.environ)}
     fd = os.memfd_create("evolve-rehearsal", os.MFD_CLOEXEC)
     try:
-        _write_all(fd, json.dumps(stand_in).encode())
+        write_all(fd, json.dumps(stand_in).encode())
         read_spec(fd)
     finally:
         os.close(fd)
@@ -466,7 +486,7 @@ def _adopt_env(env: dict[str, str]) -> None:
         tempfile.tempdir = None  # type: ignore[attr-defined]  # forget a temp dir the zygote cached
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         try:
@@ -484,7 +504,7 @@ def main() -> None:
     os.close(null)
     worker = Worker(spec["jail"], landlock=spec["landlock"])
     spec_fd = os.memfd_create("evolve-spec", os.MFD_CLOEXEC)
-    _write_all(spec_fd, raw)
+    write_all(spec_fd, raw)
     worker.start(spec_fd, spec["fds"])
     os.close(spec_fd)
     for role in TO_WORKER:

@@ -5,16 +5,17 @@ inherited by every worker, so it must never hold a secret: a warm-up must not to
 
 It imports the preload modules, pins torch to one thread, runs the trusted warm-up, freezes the GC
 (so children do not copy-on-write its heap while collecting), collapses its heap into huge pages
-(a fork then copies one page-table entry per 2 MiB instead of 512; the zygote is forked twice per
-job) and moves into its own network and IPC namespaces, which its workers share.
+(a fork then copies one page-table entry per 2 MiB instead of 512) and moves into its own network
+and IPC namespaces, which its workers share.
 
-Then it serves the parent over a unix socketpair: each request asks for a spare supervisor
-(:mod:`supervise`), which the zygote forks -- and which forks and sets up its worker -- ahead of the
-job; the reply carries the spare's pid and a channel to it and to its worker, through which the
-parent later hands them the job directly. The zygote never sees a job, never runs job code, lets the
-kernel reap its supervisors (SIGCHLD ignored), and exits when the parent's end of the socket closes
-(EOF; deliberately not PR_SET_PDEATHSIG, which fires when the *thread* that started it exits, e.g. a
-pool thread that happened to run the first job). A waiting spare exits when the zygote does.
+Then it serves the parent over a unix socketpair: each request asks for a spare, made ahead of the
+job, whose reply carries a pid and the channels through which the parent later hands the job over
+directly. With private namespaces (a jail) the spare is a worker the zygote forks and watches itself
+(:mod:`watch`: one fork of the zygote per job); without, it is a spare supervisor (:mod:`supervise`)
+that forks and sets up its worker, and that the kernel reaps (SIGCHLD ignored). The zygote never
+sees a job, never runs job code, and exits when the parent's end of the socket closes (EOF;
+deliberately not PR_SET_PDEATHSIG, which fires when the *thread* that started it exits, e.g. a pool
+thread that happened to run the first job). Spares, and a watched job, die with the zygote.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -38,11 +40,12 @@ from . import (
     child,  # noqa: F401  (loaded before any fork: workers run call jobs with it)
     containment,
     supervise,
+    watch,
 )
 
 _HELLO_TIMEOUT_S = 900.0  # preloading torch and a warm-up export can take minutes on a busy box
 _REPLY_TIMEOUT_S = 60.0
-#: Spares asked for ahead: making one (two forks of the zygote, the worker's view and its prepared
+#: Spares asked for ahead: making one (a fork of the zygote, the worker's view and its prepared
 #: confinement) can take longer than the job before, on a busy 2-core machine; with two on their
 #: way, each has two jobs' time.
 SPARES_AHEAD = 2
@@ -61,24 +64,26 @@ class ForkServerDied(RuntimeError):
 
 
 class _Spare:
-    """Parent-side handle of a spare supervisor: its pid and the channels to it and to its worker."""
+    """Parent-side handle of a spare: the pid to kill as a backstop (its supervisor's, or its
+    worker's when the zygote watches it) and the channels to its supervisor (None when watched)
+    and to its worker."""
 
-    def __init__(self, pid: int, supervisor: socket.socket, worker: socket.socket) -> None:
+    def __init__(self, pid: int, supervisor: socket.socket | None, worker: socket.socket) -> None:
         self.pid, self.supervisor, self.worker = pid, supervisor, worker
 
     def close(self) -> None:
-        self.supervisor.close()
+        if self.supervisor is not None:
+            self.supervisor.close()
         self.worker.close()
 
 
 class ForkServer:
     """Parent-side handle of one zygote: started lazily, restarted transparently when found dead.
 
-    The zygote forks spare supervisors (each with its worker already forked and set up)
-    :data:`SPARES_AHEAD` ahead,
-    and hands the parent a channel to each; the parent gives a job straight to a spare and its
-    worker, so neither the zygote nor the supervisor is a hop on the job's way (each hop is a
-    wake-up, which on a busy 2-core machine costs up to a few ms).
+    The zygote makes spares (workers already forked and set up) :data:`SPARES_AHEAD` ahead and hands
+    the parent a channel to each; the parent gives a job straight to a spare's worker, so no other
+    process is a hop on the job's way (each hop is a wake-up, which on a busy 2-core machine costs up
+    to a few ms), and then tells whoever watches the worker when it started and where to report.
     """
 
     def __init__(
@@ -97,24 +102,63 @@ class ForkServer:
         self._sock: socket.socket | None = None
         self._pending = 0  # spares asked for, not yet received
 
-    def fork(self, spec_fd: int, report: int, worker_fds: Sequence[int]) -> int:
-        """Give one job to a spare supervisor (``report`` pipe) and its worker (``worker_fds``, in
-        :data:`supervise.TO_WORKER` order); returns the supervisor's pid."""
+    def fork(self, spec_fd: int, report: int, worker_fds: Sequence[int], timeout_s: float) -> int:
+        """Give one job to a spare worker (``worker_fds``, in :data:`supervise.TO_WORKER` order) and
+        to whoever watches it -- the zygote, or the spare's own supervisor -- (``report`` pipe, the
+        job's timeout); returns the pid a backstop kills (:class:`_Spare`)."""
         with self._lock:
             for _ in range(SPARES_AHEAD + 1):  # spares killed while waiting are skipped, then replaced
                 if self._proc is None or self._proc.poll() is not None:
                     self._start()
                 spare = self._take()
                 try:
-                    socket.send_fds(spare.supervisor, [b"J"], [spec_fd, report])
-                except OSError:
+                    handed = self._hand(spare, spec_fd, report, worker_fds, timeout_s)
+                finally:
                     spare.close()
-                    continue
-                supervise.hand_job(spare.worker, spec_fd, worker_fds)
-                spare.close()
-                self._top_up()
-                return spare.pid
-            raise ForkServerDied(f"{SPARES_AHEAD + 1} spare supervisors in a row were gone")
+                if handed:
+                    self._top_up()
+                    return spare.pid
+            raise ForkServerDied(f"{SPARES_AHEAD + 1} spares in a row were gone")
+
+    def _hand(self, spare: _Spare, spec_fd: int, report: int, worker_fds: Sequence[int], timeout_s: float) -> bool:
+        """Hand the job over; False if the spare had died while it waited."""
+        if spare.supervisor is not None:
+            try:
+                socket.send_fds(spare.supervisor, [b"J"], [spec_fd, report])
+            except OSError:
+                return False
+            supervise.hand_job(spare.worker, spec_fd, worker_fds)
+            return True
+        assert self._sock is not None
+        start = time.monotonic()
+        try:
+            socket.send_fds(spare.worker, [b"J"], [spec_fd, *worker_fds])
+        except OSError:
+            self._tell(b"X" + json.dumps({"pid": spare.pid}).encode(), [])
+            return False
+        self._tell(watch.Handed(spare.pid, start, timeout_s).message(), [report])
+        return True
+
+    def _tell(self, message: bytes, fds: list[int]) -> None:
+        """Send the zygote a message of the watch's (:mod:`watch`); its death here is the job's."""
+        assert self._sock is not None
+        try:
+            socket.send_fds(self._sock, [message], fds)
+        except OSError as exc:
+            self._stop()
+            raise ForkServerDied(f"{type(exc).__name__}: {exc}") from None
+
+    @property
+    def watches(self) -> bool:
+        """Whether the zygote watches its workers itself (jailed: :mod:`watch`) rather than giving
+        each a supervisor; then a job does not outlive the zygote."""
+        return self._config["jail"] is not None
+
+    def alive(self) -> bool:
+        """Whether the current zygote is running."""
+        with self._life:
+            proc = self._proc
+        return proc is not None and proc.poll() is None
 
     def _take(self) -> _Spare:
         """The spare asked for last time (asking now if none was), waiting for it if need be."""
@@ -131,11 +175,14 @@ class ForkServer:
             self._stop()
             raise ForkServerDied("the zygote exited")
         reply = json.loads(message)
-        if "error" in reply or len(fds) != 2:
+        if "error" in reply or len(fds) not in (1, 2):
             for fd in fds:
                 os.close(fd)
             raise ForkServerDied(reply.get("error", "the zygote sent no channels"))
-        return _Spare(int(reply["pid"]), socket.socket(fileno=fds[0]), socket.socket(fileno=fds[1]))
+        channels = [socket.socket(fileno=fd) for fd in fds]
+        if len(channels) == 1:  # a worker the zygote watches (:mod:`watch`)
+            return _Spare(int(reply["pid"]), None, channels[0])
+        return _Spare(int(reply["pid"]), channels[0], channels[1])
 
     def _top_up(self) -> None:
         """Ask for spares until :data:`SPARES_AHEAD` are on their way, once the job is handed over
@@ -249,10 +296,10 @@ def _collapse_heap() -> None:
                 libc.madvise(start, end - start, _MADV_COLLAPSE)  # failure only costs speed
 
 
-def _make_spare(parent: socket.socket, jail_spec: dict[str, Any] | None,
-                landlock: dict[str, list[str]] | None) -> tuple[dict[str, Any], list[int]]:
-    """Fork a spare supervisor, which forks and sets up its worker and waits for its job; returns the
-    reply for the parent and the two channels it gets (to the supervisor, to the worker).
+def _make_spare(parent: socket.socket, landlock: dict[str, list[str]] | None) -> tuple[dict[str, Any], list[int]]:
+    """Fork a spare supervisor (unjailed workers only: :mod:`watch` has the jailed ones), which forks
+    and sets up its worker and waits for its job; returns the reply for the parent and the two
+    channels it gets (to the supervisor, to the worker).
 
     Forked ahead of time, the spare's and the worker's forks and set-up happen between jobs instead
     of on a job's critical path. A spare dies with the zygote (PR_SET_PDEATHSIG; the zygote is
@@ -276,17 +323,16 @@ def _make_spare(parent: socket.socket, jail_spec: dict[str, Any] | None,
             os._exit(0)
         os.setsid()
         containment.set_process_name("evolve-spare")
-        _spare(super_end, worker_end, jail_spec, landlock)
+        _spare(super_end, worker_end, landlock)
     super_end.close()
     worker_end.close()
     return {"pid": pid}, [to_super.detach(), to_worker.detach()]
 
 
-def _spare(channel: socket.socket, worker_channel: socket.socket, jail_spec: dict[str, Any] | None,
-           landlock: dict[str, list[str]] | None) -> NoReturn:
+def _spare(channel: socket.socket, worker_channel: socket.socket, landlock: dict[str, list[str]] | None) -> NoReturn:
     worker: supervise.Worker | BaseException
     try:  # set up before its job is known
-        worker = supervise.Worker(jail_spec, worker_channel, supervisor_only=(channel,), landlock=landlock)
+        worker = supervise.Worker(None, worker_channel, supervisor_only=(channel,), landlock=landlock)
     except supervise.RunScript:
         raise  # in the worker of a script zygote: on its way up to bootstrap()
     except BaseException as exc:  # reported when the job comes
@@ -303,7 +349,12 @@ def _spare(channel: socket.socket, worker_channel: socket.socket, jail_spec: dic
 
 
 def _serve(sock: socket.socket, jail_spec: dict[str, Any] | None, landlock: dict[str, list[str]] | None) -> None:
-    """Answer each request for a spare with one; exit at EOF (the parent closed its end or died)."""
+    """Answer each request for a spare with one; exit at EOF (the parent closed its end or died).
+    Jailed workers are forked and watched by the zygote itself (:mod:`watch`); an unjailed one gets
+    a spare supervisor of its own (:func:`_make_spare`)."""
+    if jail_spec is not None:
+        watch.Watch(sock, jail_spec, landlock).serve()
+        return
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished supervisors
     while True:
         try:
@@ -312,7 +363,7 @@ def _serve(sock: socket.socket, jail_spec: dict[str, Any] | None, landlock: dict
             return
         if not message:
             return
-        reply, fds = _make_spare(sock, jail_spec, landlock)
+        reply, fds = _make_spare(sock, landlock)
         try:
             socket.send_fds(sock, [json.dumps(reply).encode()], fds)
         except OSError:

@@ -1,0 +1,88 @@
+"""The zygote's watch over its jailed workers (evolve/sandbox/watch.py): one loop supervising every
+job of a zygote, so each rule a per-job supervisor kept must hold for many jobs at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+import pytest
+from sandbox_testlib import call, children_whose, wait_until
+
+from evolve.sandbox import Limits, Sandbox
+from evolve.sandbox.zygote import SPARES_AHEAD, ForkServer
+
+
+@pytest.fixture
+def box() -> Sandbox:
+    with Sandbox("forkserver", preload=("json",)) as sandbox:
+        if not sandbox.run(call("add", a=1)).containment.get("private_view"):
+            pytest.skip("no private namespaces on this host: unjailed workers keep a supervisor each")
+        yield sandbox
+
+
+def test_concurrent_jobs_keep_their_own_deadlines_and_reports(box: Sandbox) -> None:
+    # Rule: one loop, a deadline per job -- a job past its timeout is killed without touching the
+    # others, and each report reaches its own job.
+    jobs = {
+        "hung": (call("sleep_forever"), Limits(timeout_s=1)),
+        "slow": (call("echo_after", value="slow", delay=2.0), Limits(timeout_s=30)),
+        "quick": (call("add", a=7), Limits(timeout_s=30)),
+    }
+    results: dict[str, object] = {}
+
+    def run(name: str) -> None:
+        job, limits = jobs[name]
+        results[name] = box.run(job, limits=limits)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    hung, slow, quick = (results[name] for name in ("hung", "slow", "quick"))
+    assert hung.status == "timeout", (hung.status, hung.error)
+    assert (slow.status, slow.value) == ("ok", "slow")
+    assert (quick.status, quick.value["sum"]) == ("ok", 7)
+
+
+def test_a_job_that_ends_before_the_zygote_hears_of_it_is_reported_with_its_own_wall(
+        box: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule: the parent hands the job to the worker first and tells the zygote after; a job that has
+    # ended by then is reaped at once and reported when the zygote hears of it, timed from the
+    # hand-over to its end -- not to when the zygote heard.
+    tell = ForkServer._tell
+
+    def late(self: ForkServer, message: bytes, fds: list[int]) -> None:
+        if message.startswith(b"J"):
+            time.sleep(1.0)
+        tell(self, message, fds)
+
+    monkeypatch.setattr(ForkServer, "_tell", late)
+    result = box.run(call("add", a=5))
+    assert (result.status, result.value["sum"]) == ("ok", 5)
+    assert 0 < result.wall_s < 1.0  # from the hand-over (the parent's clock) to the reaping
+
+
+def test_the_zygote_keeps_nothing_of_finished_jobs(box: Sandbox) -> None:
+    # Rule: every worker is reaped (wait4) and every init killed and reaped: after jobs that end in
+    # every way -- ok, error, timeout, leaving a daemon behind -- the zygote's children are the next
+    # spares and their inits, and not one zombie.
+    for job, limits in [
+        (call("add", a=1), Limits()),
+        (call("raise_value_error"), Limits()),
+        (call("sleep_forever"), Limits(timeout_s=0.5)),
+        (call("orphan_and_return"), Limits()),
+        (call("hard_exit", code=3), Limits()),
+    ]:
+        box.run(job, limits=limits)
+    (zygote,) = children_whose("-m evolve.sandbox.zygote")
+
+    def settled() -> bool:
+        kids = psutil.Process(zygote).children()
+        names = sorted(kid.name() for kid in kids if kid.status() != psutil.STATUS_ZOMBIE)
+        zombies = [kid for kid in kids if kid.status() == psutil.STATUS_ZOMBIE]
+        return not zombies and names == sorted(["evolve-spare"] * SPARES_AHEAD + ["cat"] * SPARES_AHEAD)
+
+    assert wait_until(settled), [(k.pid, k.name(), k.status()) for k in psutil.Process(zygote).children()]
