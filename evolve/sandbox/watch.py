@@ -272,9 +272,8 @@ class Watch:
             assert worker.ended is not None and worker.report_fd is not None
             status, usage, ended_at = worker.ended
             if worker.report_fd >= 0:
-                setup = supervise.parse_setup(bytes(worker.setup)) or json.loads(supervise.DIED_IN_SETUP)
                 supervise.write_all(worker.report_fd, supervise.report(
-                    status, usage, max(0.0, ended_at - worker.start), worker.timed_out, setup))
+                    status, usage, max(0.0, ended_at - worker.start), worker.timed_out, _setup(worker)))
                 os.close(worker.report_fd)
             worker.reported = True
             if worker.held is not None:
@@ -302,3 +301,12 @@ class Watch:
         del self._by_fd[fd]
         os.close(fd)
         self._dropped.add(fd)
+
+
+def _setup(worker: _Watched) -> dict[str, Any]:
+    """The worker's setup messages; a line cut short (the worker killed while writing it) fails
+    that job's report, never the loop that watches every job."""
+    try:
+        return supervise.parse_setup(bytes(worker.setup)) or json.loads(supervise.DIED_IN_SETUP)
+    except ValueError:
+        return {"setup_error": "the worker's setup message was cut short"}

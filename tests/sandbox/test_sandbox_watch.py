@@ -86,3 +86,15 @@ def test_the_zygote_keeps_nothing_of_finished_jobs(box: Sandbox) -> None:
         return not zombies and names == sorted(["evolve-spare"] * SPARES_AHEAD + ["cat"] * SPARES_AHEAD)
 
     assert wait_until(settled), [(k.pid, k.name(), k.status()) for k in psutil.Process(zygote).children()]
+
+
+def test_a_setup_message_cut_short_fails_its_job_not_the_watch() -> None:
+    # Rule: the zygote's loop watches every job, so nothing a worker wrote may raise in it -- a worker
+    # killed while writing its setup line (a timeout during set-up) leaves half a JSON line.
+    from evolve.sandbox import watch
+
+    worker = watch._Watched(pid=0, pidfd=-1, setup_r=-1, init=0, init_pipe=-1,
+                            setup=bytearray(b'{"prepared": true}\n{"containment": {"land'))
+    assert watch._setup(worker) == {"setup_error": "the worker's setup message was cut short"}
+    worker.setup = bytearray()
+    assert watch._setup(worker) == {"setup_error": "the worker died during set-up"}
