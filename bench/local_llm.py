@@ -36,7 +36,7 @@ from types import SimpleNamespace
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from evolve.evaluation import EvalResult, evaluate
+from evolve.evaluation import EvalResult, evaluate, task_sandbox
 from evolve.llm.local import MODELS, LocalLLMClient, local_client
 from evolve.mutators import make_mutator
 from evolve.candidate import Candidate
@@ -151,7 +151,7 @@ def main() -> None:
     try:
         for job in jobs:
             task = get_task(job.task)
-            sandbox = sandboxes.setdefault(job.task, Sandbox(mode=task.isolation, preload=task.preload, warmup=task.warmup))
+            sandbox = sandboxes.setdefault(job.task, task_sandbox(task))
             parents[job.name] = (task, sandbox, run_program(task, sandbox, job.source))
             print(f"parent {job.name}: {parents[job.name][2].status} {parents[job.name][2].metrics}", flush=True)
         header = ["model", "prompt", "n", "median s", "parsed", "ran", "improved", "start s", "first token s", "most common rejection", "most common run failure"]

@@ -25,6 +25,10 @@ to stderr would let the next one print it from memory. The public stage runs the
 its errors are shown in full there (rule ``secret-output-withheld``,
 ``tests/evaluators/test_redteam.py``).
 
+The program runs on the standard library alone (rule ``stdlib-only``, :class:`~evolve.sandbox.Sandbox`):
+its view has no site-packages and no ctypes, so its ``wall_s`` is a Python program's, not numpy's,
+torch's or machine code's it wrote (``tests/evaluators/test_microgpt.py``).
+
 Reference outputs come from running the reference in the same sandbox (the two hidden ones
 concurrently) and are cached on disk under ``cache_dir``, which no sandboxed process may read, keyed
 by the reference's source, seed, steps and data. Unless ``hidden_seed`` is given, the hidden variant
@@ -84,6 +88,7 @@ class MicroGPTTask(Task):
     objectives = (Objective("peak_memory_mib", "min", "MiB"), Objective("wall_s", "min", "s"))
     constraints = (Constraint("output_match", "==", 1.0),)
     isolation = "fresh"
+    stdlib_only = True  # a pure-Python trainer: its wall_s must not come from numpy, torch or ctypes
 
     class Params(PluginParams):
         steps: int = Field(50, ge=1)  # training steps of the public and hidden runs

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from evolve import pyast
 from evolve.errors import UserError
-from evolve.sandbox import ProcessResult, Sandbox
+from evolve.sandbox import Limits, ProcessResult, Sandbox
 from evolve.tasks import Task, TaskFileError, task_file_of
 
 #: ok: evaluated; error/timeout/limit/crashed: the candidate failed while running;
@@ -98,6 +98,12 @@ def _task_evaluate(task: Task, program: Path, sandbox: Sandbox) -> EvalResult:
                             "".join(traceback.format_exception(exc))) from None
 
 
+def task_sandbox(task: Task, limits: Limits | None = None) -> Sandbox:
+    """The sandbox ``task`` declares: its isolation mode, preload and warm-up, and stdlib-only rule."""
+    return Sandbox(mode=task.isolation, preload=task.preload, warmup=task.warmup, limits=limits,
+                   stdlib_only=task.stdlib_only)
+
+
 def evaluate(task: Task, program: Path | str, sandbox: Sandbox | None = None) -> EvalResult:
     """Evaluate ``program`` for ``task``.
 
@@ -111,8 +117,10 @@ def evaluate(task: Task, program: Path | str, sandbox: Sandbox | None = None) ->
         check_program(program)
     except ProgramError as exc:
         return EvalResult(status="invalid", error=str(exc), wall_s=time.perf_counter() - start)
+    if sandbox is not None and task.stdlib_only and not sandbox.stdlib_only:
+        raise ValueError(f"task {task.name!r} runs its jobs stdlib-only: evaluate it in task_sandbox(task)")
     own = sandbox is None
-    box = sandbox or Sandbox(mode=task.isolation, preload=task.preload, warmup=task.warmup)
+    box = sandbox or task_sandbox(task)
     try:
         result = _task_evaluate(task, program, box)
     finally:

@@ -138,6 +138,9 @@ class Task:
     preload: ClassVar[tuple[str, ...]] = ()
     #: Optional trusted ``"module:function"`` the zygote calls once after preloading (cache warm-up).
     warmup: ClassVar[str | None] = None
+    #: Jobs see the standard library only: no installed package (numpy, torch ...), no ctypes (rule
+    #: ``stdlib-only``); for a task whose figures time a Python program (:class:`Sandbox`).
+    stdlib_only: ClassVar[bool] = False
     #: The task's options: a typed model (a :class:`~evolve.plugins.Params` subclass) whose fields are
     #: the only keys the constructor accepts; None: the task takes no options.
     Params: ClassVar[type[PluginParams] | None] = None

@@ -13,9 +13,9 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
-from evolve.evaluation import EvalResult, evaluate
+from evolve.evaluation import EvalResult, evaluate, task_sandbox
 from evolve.parallel.base import Evaluator
-from evolve.sandbox import Limits, Sandbox
+from evolve.sandbox import Limits
 from evolve.tasks import Task
 
 PROGRAM_NAME = "program.py"
@@ -28,7 +28,7 @@ class LocalEvaluator(Evaluator):
     def __init__(self, task: Task, scratch: Path, *, slots: int = 1, limits: Limits | None = None,
                  program_name: str = PROGRAM_NAME) -> None:
         self.task, self.scratch, self.slots, self.program_name = task, scratch, max(1, slots), program_name
-        self.sandbox = Sandbox(mode=task.isolation, preload=task.preload, warmup=task.warmup, limits=limits)
+        self.sandbox = task_sandbox(task, limits)
         self._queue: queue.SimpleQueue[tuple[str, Future[EvalResult]] | None] = queue.SimpleQueue()
         self._free = queue.SimpleQueue[int]()
         for i in range(self.slots):

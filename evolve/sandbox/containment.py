@@ -155,6 +155,36 @@ def readable_paths() -> list[str]:
     return sorted(p for p in paths if os.path.exists(p))
 
 
+#: Standard-library extension modules a stdlib-only job does not get: a foreign-function interface
+#: (ctypes: call any native library the job can read, or jump into machine code it wrote into
+#: memory) and CPython's own test hooks (raw memory and interpreter internals).
+NATIVE_DOORS = ("_ctypes", "_ctypes_test", "_test", "_xx")
+
+
+def beyond_stdlib() -> list[str]:
+    """What a stdlib-only job must not see (rule ``stdlib-only``): every site-packages directory
+    (numpy, torch and every other installed package, which would let a task that times a Python
+    program time native code instead) and the :data:`NATIVE_DOORS` among the standard library's
+    extension modules. Hidden from the job's view (:func:`jail.plan`), which needs the namespaces."""
+    import site
+    import sysconfig
+
+    hidden = {p for p in site.getsitepackages() if os.path.isdir(p)}
+    dynload = os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload")
+    if os.path.isdir(dynload):
+        hidden.update(os.path.join(dynload, name) for name in os.listdir(dynload)
+                      if name.endswith(".so") and name.startswith(NATIVE_DOORS))
+    return sorted(hidden)
+
+
+def blank(path: str) -> bool:
+    """Whether ``path``, as the job sees it, is an empty directory or an empty file (hidden)."""
+    try:
+        return not os.listdir(path) if os.path.isdir(path) else os.path.getsize(path) == 0
+    except OSError:
+        return True  # not there at all: hidden too
+
+
 def executables() -> list[str]:
     """The only files a job may execute: this Python and its ELF program interpreter (the dynamic
     loader, which the kernel opens for execution too).
@@ -279,6 +309,8 @@ def apply(spec: dict[str, Any], *, tree: int = -1, prepared: Prepared | None = N
         jail.finish(spec["jail"]["stage"], spec["jail"]["extra"], spec["workdir"], tree)  # prepared: see supervise.Worker
         os.close(tree)
     state["private_view"] = jailed
+    if spec.get("stdlib_only"):  # checked in the job's own view, not taken on trust
+        state["stdlib_only"] = jailed and all(blank(path) for path in spec["stdlib_only"])
     state["capabilities_dropped"] = _drop_bounding_set(prepared.last_cap)
     state["unprivileged_uid"] = jailed and jail.become_unprivileged()
     state["no_new_privs"] = prctl(_PR_SET_NO_NEW_PRIVS, 1)

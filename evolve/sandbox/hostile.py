@@ -656,6 +656,38 @@ def _script_parent_secret(sandbox: Sandbox) -> Verdict:
     return _verdict(result, result.ok and not leaked, f"secret {'found' if leaked else 'absent'} in the job's own memory")
 
 
+NATIVE_MODULES = ("numpy", "torch", "ctypes", "_testcapi")
+NATIVE_SCRIPT = f"""
+import json
+found = {{}}
+for name in {NATIVE_MODULES!r}:
+    try:
+        __import__(name)
+        found[name] = "imported"
+    except BaseException as exc:
+        found[name] = type(exc).__name__
+print(json.dumps(found))
+"""
+
+
+def _native_code(sandbox: Sandbox) -> Verdict:
+    """In the sandbox of a task that times a Python program (stdlib-only: microgpt's), made here in
+    fresh mode whatever the catalogue's mode, reach for native code: an installed numerical library,
+    or ctypes (a native library's functions, or machine code written into memory)."""
+    import tempfile
+
+    from .sandbox import Sandbox as _Sandbox
+
+    with tempfile.TemporaryDirectory() as tmp, _Sandbox("fresh", root=tmp, stdlib_only=True) as box:
+        result = _script(box, NATIVE_SCRIPT)
+    try:
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return _verdict(result, False, f"no answer: {result.error}")
+    contained = result.ok and "imported" not in found.values() and result.containment.get("stdlib_only") is True
+    return _verdict(result, contained, ", ".join(f"{k} -> {v}" for k, v in found.items()))
+
+
 CASES = (
     Case("unix socket", "connect to a host listener's socket file in /tmp", "mount namespace: no socket file in the view", ("namespaces",), _unix_pathname),
     Case("unix socket", "connect to a host abstract-namespace socket", "network namespace; Landlock scope", (), _unix_abstract),
@@ -692,4 +724,6 @@ CASES = (
          "trusted frames unwound, evolve's modules dropped, descriptors closed (script.py)", (), _script_leftovers),
     Case("forked script", "find the parent's API key in its own memory", "zygote: scrubbed environment, never sees a job",
          (), _script_parent_secret),
+    Case("native code", "a task timing Python (microgpt): import numpy or torch, or ctypes to call native code",
+         "stdlib-only view: site-packages and ctypes hidden (rule stdlib-only)", ("namespaces",), _native_code),
 )

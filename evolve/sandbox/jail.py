@@ -70,12 +70,15 @@ def new_pid_namespace() -> bool:
     return bool(_libc.unshare(_CLONE_NEWPID) == 0)
 
 
-def plan(readable: list[str], etc: str, dev: str, links_dir: str) -> dict[str, list[list[str]]]:
+def plan(readable: list[str], etc: str, dev: str, links_dir: str,
+         hidden: tuple[list[str], str, str] = ([], "", "")) -> dict[str, list[list[str]]]:
     """What the worker's root holds, worked out once by the parent: symlinks recreated as symlinks
     (their targets are placed on their own), directories and files bound read-only. Fewer mounts
     make a cheaper job, so the allowed /etc files arrive as one directory ``etc`` and the devices as
     one directory ``dev`` (copies the parent made), and ``links_dir`` (a directory of symlinks: the
-    PYTHONPATH entry) is recreated link by link."""
+    PYTHONPATH entry) is recreated link by link. ``hidden``: (paths, an empty directory, an empty
+    file): each path, inside something bound, is covered by the blank of its kind (stdlib-only jobs,
+    :func:`~evolve.sandbox.containment.beyond_stdlib`)."""
     links, dirs, files = [], [], []
     for name in sorted(os.listdir(links_dir)):
         path = os.path.join(links_dir, name)
@@ -91,7 +94,21 @@ def plan(readable: list[str], etc: str, dev: str, links_dir: str) -> dict[str, l
     # /etc's allowed directories are bound onto the copy's empty ones: copying /etc/alternatives
     # (~400 symlinks) took a second per sandbox on this machine's disk.
     dirs += [[p, p] for p in sorted(readable) if p.startswith("/etc/") and os.path.isdir(p) and not os.path.islink(p)]
-    return {"links": links, "dirs": dirs, "files": files}
+    paths, empty_dir, empty_file = hidden
+    blanks = [[empty_dir if os.path.isdir(p) else empty_file, p] for p in paths]
+    return {"links": links, "dirs": dirs, "files": files, "hidden": blanks}
+
+
+def make_blanks(directory: str) -> tuple[str, str]:
+    """An empty directory and an empty file (0755, 0644) in ``directory``, to cover hidden paths."""
+    empty_dir, empty_file = os.path.join(directory, "empty"), os.path.join(directory, "empty-file")
+    os.makedirs(empty_dir, 0o755, exist_ok=True)
+    os.chmod(directory, 0o755)
+    os.chmod(empty_dir, 0o755)
+    with open(empty_file, "w"):
+        pass
+    os.chmod(empty_file, 0o644)
+    return empty_dir, empty_file
 
 
 def make_dev(devices: list[str] | tuple[str, ...], directory: str) -> str:
@@ -140,6 +157,8 @@ def prepare(stage: str, view: dict[str, list[list[str]]]) -> None:
         os.makedirs(stage + path, 0o755, exist_ok=True)
         _mount(source, stage + path, None, _MS_BIND | (0 if path in _FLAT else _MS_REC))
     _bind_files(stage, view["files"])
+    for blank, path in view.get("hidden", []):  # after what they lie in: a blank covers its path
+        _mount(blank, stage + path, None, _MS_BIND)
     os.makedirs(stage + "/proc", 0o555, exist_ok=True)
     _mount(b"proc", stage + "/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
 

@@ -74,6 +74,12 @@ class Sandbox:
     Every layer this host allows is on (see :mod:`layers`); a missing one is said once on stderr.
     ``private_namespaces=False`` leaves out the namespaces and the unprivileged uid, for measuring
     what they cost (``bench/p1_forkserver_overhead.py``), never for real runs.
+
+    ``stdlib_only``: jobs see the Python standard library and nothing installed beside it (rule
+    ``stdlib-only``, :func:`containment.beyond_stdlib`): for a task that times a Python program,
+    whose figures must not come from native code it imports. Fresh mode only (a fork would inherit
+    the zygote's modules). Enforced by the private view, so only where the namespaces are (said once
+    on stderr where not); each job's ``containment`` says whether it held.
     """
 
     def __init__(
@@ -85,10 +91,15 @@ class Sandbox:
         root: str | Path | None = None,
         *,
         private_namespaces: bool = True,
+        stdlib_only: bool = False,
     ) -> None:
         if mode not in ("fresh", "forkserver"):
             raise ValueError(f"unknown sandbox mode {mode!r} (use 'fresh' or 'forkserver')")
+        if stdlib_only and mode != "fresh":
+            raise ValueError("a stdlib-only sandbox runs fresh interpreters (mode 'fresh'): a forked "
+                             "worker inherits its zygote's modules, ctypes among them")
         self.mode: Mode = mode
+        self.stdlib_only = stdlib_only
         self.limits = limits or Limits()
         own_root = root is None
         leftovers.sweep_once()  # what sandboxes killed with SIGKILL left mounted
@@ -107,7 +118,13 @@ class Sandbox:
             stage.mkdir(mode=0o700, exist_ok=True)
             etc = jail.copy_etc(containment.ETC_READ, str(self.root / "etc"))
             dev = jail.make_dev(containment.DEVICES, str(self.root / "dev"))
-            self._jail = {"stage": str(stage), "view": jail.plan(self._readable, etc, dev, self._pythonpath)}
+            hidden = (containment.beyond_stdlib(), *jail.make_blanks(str(self.root / "blank"))) if stdlib_only else None
+            view = jail.plan(self._readable, etc, dev, self._pythonpath, *([hidden] if hidden else []))
+            self._jail = {"stage": str(stage), "view": view}
+        elif stdlib_only:
+            _say_once("evolve sandbox: stdlib-only jobs are not enforced (no private namespaces): "
+                      "a job can import any installed package")
+        self._stdlib_only = containment.beyond_stdlib() if stdlib_only else []
         self._janitor = _Janitor()
         self._rooms = rooms.Rooms(self.root, self._layers, self.limits.disk_mb)
         self._closed = False
@@ -123,7 +140,7 @@ class Sandbox:
         # close() runs at the latest when the sandbox is collected or the interpreter exits.
         # A given root is left as found: only the sandbox's own entries in it are removed.
         owned = [self.root] if own_root else [Path(self._pythonpath), self.root / leftovers.OWNER_FILE,
-                                             *(self.root / d for d in ("zygote", "view", "etc", "dev"))]
+                                             *(self.root / d for d in ("zygote", "view", "etc", "dev", "blank"))]
         self._finalizer = weakref.finalize(self, _shut_down, list(self._servers.values()), self._rooms, self._janitor, owned)
 
     # --- public API ------------------------------------------------------------------------------
@@ -257,6 +274,7 @@ class Sandbox:
             "cgroups": {kind: group.path for kind, group in groups.items()},
             "jail": self._jail_spec(extra, via_zygote),
             "deny_memfd": "memory" not in groups,  # memfd pages would be counted nowhere
+            "stdlib_only": self._stdlib_only,  # what the job's view must not show it (checked there)
             "host_namespaces": self._namespaces,  # a worker outside these needs no new ones
             "relative_memory": via_zygote,
             "exec": not via_zygote,
@@ -373,6 +391,16 @@ def _copy_files(files: dict[str, str], workdir: Path) -> None:
             shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
         else:
             shutil.copyfile(source, dest, follow_symlinks=False)
+
+
+_said: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    """A degraded guarantee, said once per process on stderr."""
+    if line not in _said:
+        _said.add(line)
+        print(line, file=sys.stderr)
 
 
 def _kill_group(pgid: int) -> None:

@@ -21,7 +21,7 @@ OPTIONS = {"steps": 2, "full_steps": 4, "hidden_seed": 7, "hidden_names": 3000}
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with Sandbox() as box:
+    with Sandbox(stdlib_only=True) as box:  # the task's own rule (evolve.evaluation.task_sandbox)
         yield box
 
 
@@ -121,6 +121,19 @@ def test_a_subtly_different_optimizer_is_rejected_with_a_diff(first_eval, sandbo
     # the first update happens after the step-1 loss is printed: step 2 is the first difference
     assert "line 5: expected 'step    2 /    2 | loss " in result.error
     assert ", got 'step    2 /    2 | loss " in result.error
+
+
+@pytest.mark.parametrize("module", ["numpy", "ctypes"])
+def test_a_trainer_that_reaches_for_native_code_fails_in_the_public_run(first_eval, sandbox, tmp_path, module):
+    # Rule stdlib-only: the task times a pure-Python trainer; numpy (or torch) would make its wall_s
+    # a native library's, and ctypes would call one, or jump into machine code the program wrote.
+    task, _ = first_eval
+    cheat = tmp_path / f"{module}.py"
+    cheat.write_text(f"import {module}\n" + OPTIMIZED.read_text())
+    result = evaluate(task, cheat, sandbox)
+    assert result.status == "error" and not result.feasible and result.info["stage"] == "public", result.error
+    expected = "ModuleNotFoundError" if module == "numpy" else "ImportError"
+    assert result.error.startswith(expected), result.error
 
 
 def test_exceeding_the_memory_limit_is_reported_as_a_limit(first_eval, sandbox):

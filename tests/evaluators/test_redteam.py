@@ -107,15 +107,21 @@ def test_a_repeat_cannot_load_what_the_first_build_trained(tmp_path):
 MICROGPT = {"steps": 2, "full_steps": 0, "hidden_seed": 7, "hidden_names": 3000}
 
 
+@pytest.fixture(scope="module")
+def stdlib_only():
+    with Sandbox(stdlib_only=True) as box:  # microgpt's own sandbox (evolve.evaluation.task_sandbox)
+        yield box
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["crash", "print"])
-def test_a_secret_run_cannot_send_the_secret_back_through_its_output(fresh, tmp_path_factory, mode):
+def test_a_secret_run_cannot_send_the_secret_back_through_its_output(stdlib_only, tmp_path_factory, mode):
     cache = tmp_path_factory.getbasetemp() / "redteam-microgpt-cache"  # shared by both modes: one reference run each
     task = get_task("microgpt", cache_dir=str(cache), **MICROGPT)
     program = tmp_path_factory.mktemp(mode) / "leak.py"
     leak = (HERE / "microgpt_cheats" / "leak.py").read_text().replace('MODE = "crash"', f"MODE = {mode!r}")
     program.write_text(leak + "\n\n" + (ROOT / "seeds" / "microgpt" / "optimized.py").read_text())
-    r = evaluate(task, program, fresh)
+    r = evaluate(task, program, stdlib_only)
     assert not r.feasible and r.info["stage"] == "hidden", (r.status, r.error)
     if mode == "print":
         assert r.status == "ok" and r.metrics["output_match"] == 0.0 and r.metrics["steps_checked"] == 2
@@ -129,7 +135,10 @@ def test_a_secret_run_cannot_send_the_secret_back_through_its_output(fresh, tmp_
 
 @pytest.mark.slow
 def test_a_run_cannot_replay_an_output_an_earlier_evaluation_stored(fresh, tmp_path):
+    # microgpt refuses ctypes (rule stdlib-only), which this cheat needs to reach the key store; the
+    # rule under test here guards every task that allows it, so it is lifted for this task alone
     task = get_task("microgpt", cache_dir=str(tmp_path / "cache"), **MICROGPT)
+    task.stdlib_only = False  # type: ignore[misc]
     honest = (ROOT / "seeds" / "microgpt" / "optimized.py").read_text().rstrip()
     tail = 'if __name__ == "__main__":\n    main()'
     assert honest.endswith(tail)
