@@ -242,6 +242,9 @@ def load_task_file(path: Path) -> type[Task]:
     cls = getattr(module, "TASK", None)
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise TaskError(f"task file {str(path)!r} does not define TASK = <a Task subclass>")
+    if cls.stdlib_only and cls.isolation != "fresh":
+        raise TaskError(f"task file {str(path)!r}: stdlib_only needs isolation = 'fresh' "
+                        "(a forked worker inherits its zygote's modules)")
     return cls
 
 

@@ -64,6 +64,8 @@ def test_eval_of_a_task_file_runs_the_candidate_in_the_sandbox(tmp_path: Path,
     ("def broken(:\n", "line 1: syntax error"),
     ("X = 1\n", "does not define TASK"),
     (HALF + "\nTASK = Half\n", "task 'half': target: must be >= 0"),
+    (HALF + "\nclass Forked(Half):\n    isolation = 'forkserver'\n    stdlib_only = True\n\nTASK = Forked\n",
+     "stdlib_only needs isolation = 'fresh'"),
 ])
 def test_bad_task_file_is_one_line_and_exit_2(tmp_path: Path, body: str | None, fragment: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
