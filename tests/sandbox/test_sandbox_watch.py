@@ -88,6 +88,41 @@ def test_the_zygote_keeps_nothing_of_finished_jobs(box: Sandbox) -> None:
     assert wait_until(settled), [(k.pid, k.name(), k.status()) for k in psutil.Process(zygote).children()]
 
 
+ENDINGS = {  # how a job may end, and how its result must read
+    "ok": (lambda i: call("add", a=i), Limits(timeout_s=30), lambda r, i: r.ok and r.value["sum"] == i),
+    "error": (lambda i: call("raise_value_error"), Limits(timeout_s=30), lambda r, i: r.status == "error"),
+    "timeout": (lambda i: call("sleep_forever"), Limits(timeout_s=0.3), lambda r, i: r.status == "timeout"),
+    "orphan": (lambda i: call("orphan_and_return"), Limits(timeout_s=30), lambda r, i: r.ok),
+    "exit": (lambda i: call("hard_exit", code=3), Limits(timeout_s=30), lambda r, i: r.exit_code == 3),
+    "segfault": (lambda i: call("segfault"), Limits(timeout_s=30), lambda r, i: r.status == "crashed"),
+}
+
+
+def test_many_concurrent_jobs_ending_every_way_each_get_their_own_report(box: Sandbox) -> None:
+    # Rule: one loop watches them all -- descriptors closed and reused, jobs ending before the zygote
+    # hears of them, deadlines and orphans interleaved -- and every report reaches its own job
+    # (each ok job returns its own number), with nothing left in the zygote afterwards.
+    wrong: list[tuple[str, str, object]] = []
+
+    def run(seed: int) -> None:
+        for j in range(25):
+            ending = list(ENDINGS)[(seed + j) % len(ENDINGS)]
+            make, limits, right = ENDINGS[ending]
+            result = box.run(make(seed * 100 + j), limits=limits)
+            if not right(result, seed * 100 + j):
+                wrong.append((ending, result.status, result.error))
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not wrong, wrong[:5]
+    (zygote,) = children_whose("-m evolve.sandbox.zygote")
+    assert wait_until(lambda: sorted(kid.name() for kid in psutil.Process(zygote).children())
+                      == sorted(["evolve-spare"] * SPARES_AHEAD + ["cat"] * SPARES_AHEAD))
+
+
 def test_a_setup_message_cut_short_fails_its_job_not_the_watch() -> None:
     # Rule: the zygote's loop watches every job, so nothing a worker wrote may raise in it -- a worker
     # killed while writing its setup line (a timeout during set-up) leaves half a JSON line.
