@@ -111,8 +111,10 @@ def _tail(text: str) -> str | None:
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` as a JSON object, or None: a job's bytes never raise here (nesting past the recursion
+    limit raises RecursionError, not ValueError)."""
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

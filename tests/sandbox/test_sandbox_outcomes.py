@@ -57,6 +57,13 @@ def test_forged_garbage_result_is_an_error(sandbox: Sandbox) -> None:
     assert result.status == "error" and "invalid result" in result.error
 
 
+def test_a_result_nested_past_the_parser_s_depth_is_an_error_not_an_exception(sandbox: Sandbox) -> None:
+    # Rule: nothing a job sends raises in the trusted parent -- json.loads raises RecursionError
+    # (not a ValueError) for nesting past the interpreter's recursion limit
+    result = sandbox.run(call("forge_nested_result", depth=100_000))
+    assert result.status == "error" and "invalid result" in result.error
+
+
 def test_signal_is_a_crash(sandbox: Sandbox) -> None:
     result = sandbox.run(call("segfault"))
     assert (result.status, result.signal) == ("crashed", 11)

@@ -38,6 +38,11 @@ def forge_result():
     os._exit(0)
 
 
+def forge_nested_result(depth):
+    os.write(3, b'{"status": "ok", "value": ' + b"[" * depth + b"]" * depth + b"}")
+    os._exit(0)
+
+
 def segfault():
     ctypes.string_at(0)  # a real fault
 
