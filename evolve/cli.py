@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from rich.table import Table
+from rich.text import Text
 
 from evolve import __version__
 from evolve.errors import UserError
@@ -282,10 +283,10 @@ def _print_result(task: Any, result: Any) -> None:
     if missing:  # a task whose evaluate names a metric differently: nothing it makes can be feasible
         console.print(f"[bold red]warning:[/] the task declares {', '.join(missing)} but evaluate returned "
                       f"no such metric (it returned: {', '.join(result.metrics) or 'none'})", highlight=False, soft_wrap=True)
-    if result.error:
-        console.print(f"[bold red]error:[/] {result.error}")
+    if result.error:  # the candidate's own words (an exception it raised): text, never markup
+        console.print(Text.assemble(("error:", "bold red"), " ", result.error))
     if result.info:
-        console.print("info: " + ", ".join(f"{k}={v}" for k, v in result.info.items()))
+        console.print("info: " + ", ".join(f"{k}={v}" for k, v in result.info.items()), markup=False)
     console.print(f"wall time {result.wall_s:.2f} s")
 
 

@@ -77,6 +77,14 @@ def test_eval_of_a_crashing_program_exits_1(tmp_path: Path, capsys: pytest.Captu
     assert "boom" in capsys.readouterr().out
 
 
+def test_eval_shows_a_program_s_error_as_text_not_markup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Rule: a candidate's words are text, never rich markup ("[/]" raised MarkupError in evolve eval)
+    program = tmp_path / "crash.py"
+    program.write_text("raise RuntimeError('[/] [bold red]boom[/]')\n")
+    assert main(["eval", "toy", str(program)]) == 1
+    assert "[/] [bold red]boom[/]" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("argv", "fragment"), [
     (["eval", "toy", "no/such/program.py"], "no/such/program.py"),
     (["eval", "nosuchtask", str(TOY_SEED)], "unknown task 'nosuchtask'"),

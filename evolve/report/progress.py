@@ -136,7 +136,8 @@ class RunProgress:
 
         c = outcome.counters
         retried = f" ({c.evaluations_retried} started again after a lost node)" if c.evaluations_retried else ""
-        self.console.print(f"[bold]{self.run.config.run.name}[/]: stopped — {outcome.stop_reason}")
+        # text, never markup: a stop reason can quote an LLM endpoint's error body
+        self.console.print(Text.assemble((self.run.config.run.name, "bold"), f": stopped — {outcome.stop_reason}"))
         self.console.print(f"{c.evaluations} evaluations{retried}, {c.rejected} rejected mutations, "
                            f"{c.tokens} tokens, ${c.spent.cost_usd:.4f}, {c.wall_s:.1f} s")
         with Archive.open(self.run.archive_dir) as archive:

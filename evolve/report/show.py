@@ -224,11 +224,12 @@ def _header(c: Candidate) -> Table:
     grid.add_row("status", _status_text(c))
     if c.result.error:
         grid.add_row("error", Text(c.result.error, style="red"))
-    grid.add_row("mutator", c.mutator + (f"  ({c.usage.model})" if c.usage.model else ""))
+    # Text, not markup: the model id is the endpoint's, the intent an LLM's or an agent's
+    grid.add_row("mutator", Text(c.mutator + (f"  ({c.usage.model})" if c.usage.model else "")))
     grid.add_row("parents", " ".join(f"#{p}" for p in c.parents) or "none (seed)")
     where = f"generation {c.generation}" + (f", island {c.island}" if c.island is not None else "")
     grid.add_row("origin", where)
-    grid.add_row("intent", c.description or "-")
+    grid.add_row("intent", Text(c.description or "-"))
     u = c.usage
     grid.add_row("llm", f"{u.prompt_tokens} + {u.completion_tokens} tokens, ${u.cost_usd:.4f}")
     grid.add_row("evaluated", f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(c.created_at))}"

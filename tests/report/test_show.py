@@ -128,6 +128,16 @@ def test_one_candidate_with_source_metrics_and_lineage(run_dir):
     assert "MemoryError: limit" in failed and "limit" in failed
 
 
+def test_markup_in_an_intent_or_a_model_id_is_shown_as_text(tmp_path):
+    # Rule: words written by an LLM, an agent or an endpoint are text, never rich markup -- "[/]"
+    # raised MarkupError (evolve show crashed) and "[bold red]" restyled the terminal
+    intent, model = "drop [/] the bias [bold red]now[/]", "[link=https://example.invalid]qwen[/link]"
+    with Archive.create(tmp_path / "x" / "archive", META) as a:
+        a.add_batch([rec(SEED, 58, 100.0, 1.0, description=intent, usage=Usage(1, 1, 0.0, model))], {})
+        out = render(show.print_candidate, a, 0)
+    assert intent in out and model in out
+
+
 def test_candidate_diffs(run_dir):
     with Archive.open(run_dir / "archive") as a:
         to_parent = render(show.print_candidate, a, 3, diff="parent")
