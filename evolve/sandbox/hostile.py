@@ -657,10 +657,15 @@ def _script_parent_secret(sandbox: Sandbox) -> Verdict:
 
 
 NATIVE_MODULES = ("numpy", "torch", "ctypes", "_testcapi")
-NATIVE_SCRIPT = f"""
+
+
+def imports_script(modules: tuple[str, ...]) -> str:
+    """A program that tries to import each of ``modules`` and prints ``{name: "imported" | the
+    exception's type}`` as JSON on its last line."""
+    return f"""
 import json
 found = {{}}
-for name in {NATIVE_MODULES!r}:
+for name in {modules!r}:
     try:
         __import__(name)
         found[name] = "imported"
@@ -679,7 +684,7 @@ def _native_code(sandbox: Sandbox) -> Verdict:
     from .sandbox import Sandbox as _Sandbox
 
     with tempfile.TemporaryDirectory() as tmp, _Sandbox("fresh", root=tmp, stdlib_only=True) as box:
-        result = _script(box, NATIVE_SCRIPT)
+        result = _script(box, imports_script(NATIVE_MODULES))
     try:
         found = json.loads(result.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):

@@ -71,14 +71,14 @@ def new_pid_namespace() -> bool:
 
 
 def plan(readable: list[str], etc: str, dev: str, links_dir: str,
-         hidden: tuple[list[str], str, str] = ([], "", "")) -> dict[str, list[list[str]]]:
+         hidden: list[str] | tuple[str, ...] = (), blanks: tuple[str, str] = ("", "")) -> dict[str, list[list[str]]]:
     """What the worker's root holds, worked out once by the parent: symlinks recreated as symlinks
     (their targets are placed on their own), directories and files bound read-only. Fewer mounts
     make a cheaper job, so the allowed /etc files arrive as one directory ``etc`` and the devices as
     one directory ``dev`` (copies the parent made), and ``links_dir`` (a directory of symlinks: the
-    PYTHONPATH entry) is recreated link by link. ``hidden``: (paths, an empty directory, an empty
-    file): each path, inside something bound, is covered by the blank of its kind (stdlib-only jobs,
-    :func:`~evolve.sandbox.containment.beyond_stdlib`)."""
+    PYTHONPATH entry) is recreated link by link. Each ``hidden`` path, inside something bound, is
+    covered by the blank of its kind (``blanks``: an empty directory, an empty file; see
+    :func:`make_blanks`): stdlib-only jobs, :func:`~evolve.sandbox.containment.beyond_stdlib`."""
     links, dirs, files = [], [], []
     for name in sorted(os.listdir(links_dir)):
         path = os.path.join(links_dir, name)
@@ -94,9 +94,9 @@ def plan(readable: list[str], etc: str, dev: str, links_dir: str,
     # /etc's allowed directories are bound onto the copy's empty ones: copying /etc/alternatives
     # (~400 symlinks) took a second per sandbox on this machine's disk.
     dirs += [[p, p] for p in sorted(readable) if p.startswith("/etc/") and os.path.isdir(p) and not os.path.islink(p)]
-    paths, empty_dir, empty_file = hidden
-    blanks = [[empty_dir if os.path.isdir(p) else empty_file, p] for p in paths]
-    return {"links": links, "dirs": dirs, "files": files, "hidden": blanks}
+    empty_dir, empty_file = blanks
+    covered = [[empty_dir if os.path.isdir(p) else empty_file, p] for p in hidden]
+    return {"links": links, "dirs": dirs, "files": files, "hidden": covered}
 
 
 def make_blanks(directory: str) -> tuple[str, str]:

@@ -68,11 +68,16 @@ def announce(state: dict[str, bool]) -> None:
     """One stderr line per missing layer, once per process."""
     details = probe()
     for layer in LAYERS:
-        available = details[layer.name][0]
-        if available or layer.name in _announced:
-            continue
-        _announced.add(layer.name)
-        print(f"evolve sandbox: no {layer.name} ({details[layer.name][1]}): {layer.without}", file=sys.stderr)
+        if not details[layer.name][0]:
+            say_once(layer.name, f"no {layer.name} ({details[layer.name][1]}): {layer.without}")
+
+
+def say_once(key: str, text: str) -> None:
+    """``evolve sandbox: text`` on stderr, once per process for ``key``: a guarantee this host
+    cannot give is said, never silently dropped, and never repeated per sandbox."""
+    if key not in _announced:
+        _announced.add(key)
+        print(f"evolve sandbox: {text}", file=sys.stderr)
 
 
 def _cgroup(controller: str) -> tuple[bool, str]:

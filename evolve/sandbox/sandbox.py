@@ -113,18 +113,18 @@ class Sandbox:
         self._layers = layers.active(private_namespaces)
         layers.announce(self._layers)
         self._jail: dict[str, Any] | None = None
+        self._stdlib_only = containment.beyond_stdlib() if stdlib_only else []  # checked by each job
         if self._layers["namespaces"]:
             stage = self.root / "view"
             stage.mkdir(mode=0o700, exist_ok=True)
             etc = jail.copy_etc(containment.ETC_READ, str(self.root / "etc"))
             dev = jail.make_dev(containment.DEVICES, str(self.root / "dev"))
-            hidden = (containment.beyond_stdlib(), *jail.make_blanks(str(self.root / "blank"))) if stdlib_only else None
-            view = jail.plan(self._readable, etc, dev, self._pythonpath, *([hidden] if hidden else []))
+            blanks = jail.make_blanks(str(self.root / "blank")) if stdlib_only else ("", "")
+            view = jail.plan(self._readable, etc, dev, self._pythonpath, self._stdlib_only, blanks)
             self._jail = {"stage": str(stage), "view": view}
         elif stdlib_only:
-            _say_once("evolve sandbox: stdlib-only jobs are not enforced (no private namespaces): "
-                      "a job can import any installed package")
-        self._stdlib_only = containment.beyond_stdlib() if stdlib_only else []
+            layers.say_once("stdlib-only", "stdlib-only jobs are not enforced (no private namespaces): "
+                            "a job can import any installed package")
         self._janitor = _Janitor()
         self._rooms = rooms.Rooms(self.root, self._layers, self.limits.disk_mb)
         self._closed = False
@@ -274,7 +274,7 @@ class Sandbox:
             "cgroups": {kind: group.path for kind, group in groups.items()},
             "jail": self._jail_spec(extra, via_zygote),
             "deny_memfd": "memory" not in groups,  # memfd pages would be counted nowhere
-            "stdlib_only": self._stdlib_only,  # what the job's view must not show it (checked there)
+            "stdlib_only": self._stdlib_only,  # what the job's view must not show it
             "host_namespaces": self._namespaces,  # a worker outside these needs no new ones
             "relative_memory": via_zygote,
             "exec": not via_zygote,
@@ -391,16 +391,6 @@ def _copy_files(files: dict[str, str], workdir: Path) -> None:
             shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
         else:
             shutil.copyfile(source, dest, follow_symlinks=False)
-
-
-_said: set[str] = set()
-
-
-def _say_once(line: str) -> None:
-    """A degraded guarantee, said once per process on stderr."""
-    if line not in _said:
-        _said.add(line)
-        print(line, file=sys.stderr)
 
 
 def _kill_group(pgid: int) -> None:
